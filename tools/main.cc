@@ -1,1 +1,27 @@
-int main() { return 0; }
+#include <iostream>
+
+#include "tools/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: compile ONNX models into engines and run them, on one device or many"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("tessera ") + tessera::tessera_version());
+  tessera::cli::add_build(app);
+  tessera::cli::add_run(app);
+  tessera::cli::add_inspect(app);
+  tessera::cli::add_bench(app);
+  tessera::cli::add_demo(app);
+  tessera::cli::add_ops(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tessera::Error& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "tessera: error: internal: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,50 @@
+#include "engine/engine.h"
+
+#include "frontend/onnx/importer.h"
+#include "passes/pass_manager.h"
+
+namespace tessera {
+
+const char* tessera_version() { return TESSERA_VERSION; }
+
+Engine::Engine(std::unique_ptr<Graph> g, Settings s, std::string version)
+    : graph_(std::move(g)), settings_(std::move(s)), version_(std::move(version)),
+      exec_(std::make_unique<cpu::Executor>(*graph_)) {}
+
+namespace {
+void pin_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
+  for (auto& [name, shape] : shapes) {
+    Value* in = nullptr;
+    for (Value* v : g.inputs)
+      if (v->name == name) in = v;
+    if (!in) fail(ErrorKind::InvalidArgument, "--shape ", name, ": the model has no input named '", name, "'");
+    if (in->rank_known && in->shape.size() != shape.size())
+      fail(ErrorKind::InvalidArgument, "--shape ", name, ": rank ", shape.size(), " does not match the model's ", type_string_of(*in));
+    for (size_t i = 0; in->rank_known && i < shape.size(); ++i)
+      if (in->shape[i] >= 0 && in->shape[i] != shape[i])
+        fail(ErrorKind::InvalidArgument, "--shape ", name, ": ", to_string(shape), " conflicts with the model's fixed ", to_string(in->shape));
+    in->shape = shape;
+    in->rank_known = true;
+  }
+}
+}  // namespace
+
+Engine Engine::build(Graph g, const Settings& settings) {
+  TSR_CHECK(settings.target == "cpu", ErrorKind::Unsupported, "target '", settings.target, "' is not available in this build (cpu)");
+  pin_input_shapes(g, settings.input_shapes);
+  PassManager pm(settings.dump_dir, settings.verbose);
+  for (Pass& p : default_passes()) pm.add(std::move(p));
+  pm.run(g);
+  return Engine(std::make_unique<Graph>(std::move(g)), settings, tessera_version());
+}
+
+Engine Engine::build_onnx(const std::string& model_path, const Settings& settings) {
+  return build(onnx::import_model(model_path), settings);
+}
+
+std::map<std::string, Tensor> Engine::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer) const {
+  check_inputs(*graph_, inputs);
+  return exec_->run(inputs, timer);
+}
+
+}  // namespace tessera

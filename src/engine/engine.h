@@ -1,0 +1,48 @@
+// Engine: a compiled graph for one target, with its weights. Built from an
+// ONNX file or an in-memory Graph, saved to and loaded from a .tsr file
+// (engine/format.h), and run on named host tensors.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include "backend/cpu/executor.h"
+#include "core/error.h"
+#include "engine/settings.h"
+#include "ir/graph.h"
+
+namespace tessera {
+
+class Engine {
+ public:
+  // Run the pass pipeline on `g` and prepare it for `settings.target`.
+  static Engine build(Graph g, const Settings& settings);
+  static Engine build_onnx(const std::string& model_path, const Settings& settings);
+  // Load a .tsr file; weights stay in the mapped file.
+  static Engine load(const std::string& path);
+  // Write atomically: a failure leaves no file behind.
+  void save(const std::string& path) const;
+
+  // Inputs are checked by name, dtype and shape against the graph first.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
+                                    const cpu::NodeTimer& timer = {}) const;
+
+  const Graph& graph() const { return *graph_; }
+  const Settings& settings() const { return settings_; }
+  const std::string& version() const { return version_; }
+
+ private:
+  Engine(std::unique_ptr<Graph> g, Settings s, std::string version);
+  std::unique_ptr<Graph> graph_;  // heap: the executor keeps a reference across moves
+  Settings settings_;
+  std::string version_;
+  std::unique_ptr<cpu::Executor> exec_;
+};
+
+// Throws InvalidArgument naming the input and the expected/received dtype or shape.
+void check_inputs(const Graph& g, const std::map<std::string, Tensor>& inputs);
+
+const char* tessera_version();
+std::string type_string_of(const Value& v);
+
+}  // namespace tessera

@@ -1,0 +1,20 @@
+// Compilation settings (DESIGN.md §4). Names follow Torch-TensorRT where the
+// idea carries over.
+#pragma once
+#include <map>
+#include <string>
+
+#include "core/shape.h"
+
+namespace tessera {
+
+struct Settings {
+  std::string target = "cpu";           // the backend the engine is built for
+  bool use_explicit_typing = true;      // keep the model's and inputs' dtypes
+  int64_t min_block_size = 1;
+  std::map<std::string, Shape> input_shapes;  // --shape: pin symbolic input dims at build time
+  std::string dump_dir;                 // write the IR after every pass (text + DOT)
+  bool verbose = false;
+};
+
+}  // namespace tessera

@@ -1,0 +1,177 @@
+#include "frontend/onnx/importer.h"
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/npy.h"
+#include "frontend/onnx/tensor_proto.h"
+#include "ir/op_registry.h"
+
+namespace tessera::onnx {
+
+namespace {
+
+using ::onnx::AttributeProto;
+using ::onnx::GraphProto;
+using ::onnx::ModelProto;
+using ::onnx::NodeProto;
+using ::onnx::ValueInfoProto;
+
+// Domains whose ops tessera maps onto its IR; the value is the IR op prefix.
+bool known_domain(const std::string& d) { return d.empty() || d == "ai.onnx" || d == "com.microsoft"; }
+
+Attribute convert_attribute(const AttributeProto& a, const NodeProto& n, const std::string& base_dir) {
+  switch (a.type()) {
+    case AttributeProto::INT:
+      // Element-type attributes are stored as tessera DType codes inside the IR.
+      if (a.name() == "to" || a.name() == "dtype")
+        return int64_t(dtype_from_onnx(int32_t(a.i()), "node '" + n.name() + "' attribute '" + a.name() + "'"));
+      return int64_t(a.i());
+    case AttributeProto::FLOAT: return a.f();
+    case AttributeProto::STRING: return a.s();
+    case AttributeProto::INTS: return std::vector<int64_t>(a.ints().begin(), a.ints().end());
+    case AttributeProto::FLOATS: return std::vector<float>(a.floats().begin(), a.floats().end());
+    case AttributeProto::STRINGS: return std::vector<std::string>(a.strings().begin(), a.strings().end());
+    case AttributeProto::TENSOR: return tensor_from_proto(a.t(), base_dir);
+    default: break;
+  }
+  fail(ErrorKind::Unsupported, "node '", n.name(), "' (", n.op_type(), "): attribute '", a.name(), "' of kind ",
+       AttributeProto::AttributeType_Name(a.type()), " is not supported (subgraphs and sparse tensors are not)");
+}
+
+Value* add_typed_value(Graph& g, const ValueInfoProto& vi) {
+  const auto& tt = vi.type().tensor_type();
+  if (!vi.type().has_tensor_type())
+    fail(ErrorKind::Unsupported, "graph value '", vi.name(), "': only tensor types are supported (no sequences, maps or optionals)");
+  DType dtype = dtype_from_onnx(tt.elem_type(), "graph value '" + vi.name() + "'");
+  Shape shape;
+  std::vector<std::string> names;
+  for (const auto& d : tt.shape().dim()) {
+    shape.push_back(d.has_dim_value() ? d.dim_value() : kUnknownDim);
+    names.push_back(d.has_dim_param() ? d.dim_param() : "");
+  }
+  Value* v = g.add_value(vi.name(), dtype, shape);
+  v->rank_known = tt.has_shape();
+  v->dim_names = names;
+  return v;
+}
+
+class Importer {
+ public:
+  Importer(const ModelProto& m, std::string path, std::string base_dir)
+      : model_(m), path_(std::move(path)), base_dir_(std::move(base_dir)) {}
+
+  Graph run() {
+    check_opsets();
+    const GraphProto& gp = model_.graph();
+    g_.name = gp.name();
+    for (const auto& init : gp.initializer()) {
+      if (g_.find_value(init.name())) fail(ErrorKind::Parse, path_, ": initializer '", init.name(), "' is defined twice");
+      g_.add_constant(init.name(), tensor_from_proto(init, base_dir_));
+    }
+    for (const auto& in : gp.input())
+      if (!g_.find_value(in.name())) g_.inputs.push_back(add_typed_value(g_, in));
+    for (const auto& n : gp.node()) add_node(n);
+    for (const auto& out : gp.output()) {
+      Value* v = g_.find_value(out.name());
+      if (!v) fail(ErrorKind::Parse, path_, ": graph output '", out.name(), "' is produced by no node");
+      apply_declared_type(v, out);
+      g_.outputs.push_back(v);
+    }
+    check_supported();
+    return std::move(g_);
+  }
+
+ private:
+  void check_opsets() {
+    for (const auto& op : model_.opset_import()) {
+      if (op.domain().empty() || op.domain() == "ai.onnx") g_.opset = op.version();
+    }
+    if (g_.opset < kMinOpset)
+      fail(ErrorKind::Unsupported, path_, ": opset ", g_.opset, " is older than tessera supports (", kMinOpset, "..", kMaxOpset,
+           "); re-export with opset_version=17 or newer");
+    if (g_.opset > kMaxOpset)
+      std::cerr << "tessera: warning: " << path_ << " uses opset " << g_.opset << ", newer than tested (" << kMaxOpset
+                << "); ops are read with their opset-" << kMaxOpset << " meaning\n";
+  }
+
+  void apply_declared_type(Value* v, const ValueInfoProto& vi) {
+    if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) return;
+    v->dim_names.clear();
+    Shape s;
+    for (const auto& d : vi.type().tensor_type().shape().dim()) {
+      s.push_back(d.has_dim_value() ? d.dim_value() : kUnknownDim);
+      v->dim_names.push_back(d.has_dim_param() ? d.dim_param() : "");
+    }
+    if (!v->producer && !v->is_constant()) return;
+    if (v->shape.empty() && !s.empty()) v->shape = s;
+  }
+
+  Value* input_value(const NodeProto& n, const std::string& name) {
+    if (name.empty()) return nullptr;
+    Value* v = g_.find_value(name);
+    if (!v) fail(ErrorKind::Parse, path_, ": node '", n.name(), "' (", n.op_type(), ") reads '", name, "', which nothing defines before it");
+    return v;
+  }
+
+  void add_node(const NodeProto& n) {
+    std::string name = n.name().empty() ? g_.unique_name(n.op_type()) : n.name();
+    if (!known_domain(n.domain())) {
+      unsupported_[n.domain() + "::" + n.op_type()].push_back(name);
+    } else if (!OpRegistry::find(n.op_type())) {
+      unsupported_[n.op_type()].push_back(name);
+    }
+    Attributes attrs;
+    for (const auto& a : n.attribute()) attrs.set(a.name(), convert_attribute(a, n, base_dir_));
+    std::vector<Value*> ins, outs;
+    for (const auto& in : n.input()) ins.push_back(input_value(n, in));
+    for (const auto& out : n.output()) {
+      if (out.empty()) { outs.push_back(nullptr); continue; }
+      if (g_.find_value(out)) fail(ErrorKind::Parse, path_, ": value '", out, "' is produced twice (node '", name, "')");
+      outs.push_back(g_.add_value(out, DType::f32, {}));
+      outs.back()->rank_known = false;
+    }
+    Node* node = g_.add_node(n.op_type(), name, std::move(ins), std::move(outs), std::move(attrs));
+    node->domain = n.domain() == "ai.onnx" ? "" : n.domain();
+  }
+
+  void check_supported() {
+    if (unsupported_.empty()) return;
+    std::string msg;
+    size_t count = 0;
+    for (auto& [op, nodes] : unsupported_) {
+      msg += (msg.empty() ? "" : "; ") + op + " (";
+      for (size_t i = 0; i < nodes.size() && i < 5; ++i) msg += (i ? ", " : "") + nodes[i];
+      if (nodes.size() > 5) msg += str(", and ", nodes.size() - 5, " more");
+      msg += ")";
+      count += nodes.size();
+    }
+    fail(ErrorKind::Unsupported, path_, ": ", unsupported_.size(), " unsupported op type(s) in ", count, " node(s): ", msg);
+  }
+
+  const ModelProto& model_;
+  std::string path_, base_dir_;
+  Graph g_;
+  std::map<std::string, std::vector<std::string>> unsupported_;
+};
+
+}  // namespace
+
+Graph import_model_bytes(const std::string& bytes, const std::string& path, const std::string& base_dir) {
+  ModelProto m;
+  if (bytes.empty() || !m.ParseFromString(bytes))
+    fail(ErrorKind::Parse, path, ": not a valid ONNX model (protobuf parse failed: truncated or not an .onnx file)");
+  if (!m.has_graph() || m.ir_version() <= 0 || m.opset_import_size() == 0)
+    fail(ErrorKind::Parse, path, ": not a valid ONNX model (no graph, ir_version or opset_import)");
+  return Importer(m, path, base_dir).run();
+}
+
+Graph import_model(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return import_model_bytes(read_file(path), path, dir.empty() ? "." : dir);
+}
+
+}  // namespace tessera::onnx

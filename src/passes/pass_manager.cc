@@ -1,0 +1,43 @@
+#include "passes/pass_manager.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "core/npy.h"
+#include "ir/dump.h"
+#include "ir/verifier.h"
+
+namespace tessera {
+
+void PassManager::dump(const Graph& g, const std::string& stage) {
+  if (dump_dir_.empty()) return;
+  std::filesystem::create_directories(dump_dir_);
+  char prefix[8];
+  std::snprintf(prefix, sizeof prefix, "%02d-", step_++);
+  std::string base = dump_dir_ + "/" + prefix + stage;
+  write_file_atomic(base + ".txt", dump_text(g));
+  write_file_atomic(base + ".dot", dump_dot(g));
+}
+
+void PassManager::run(Graph& g) {
+  verify(g, "import");
+  dump(g, "import");
+  for (const Pass& p : passes_) {
+    auto t0 = std::chrono::steady_clock::now();
+    p.run(g);
+    verify(g, p.name);
+    if (verbose_) {
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      std::cerr << "tessera: pass " << p.name << ": " << g.nodes().size() << " nodes (" << ms << " ms)\n";
+    }
+    dump(g, p.name);
+  }
+}
+
+std::vector<Pass> default_passes() {
+  return {{"fold_constants", fold_constants}, {"eliminate_dead_code", eliminate_dead_code}, {"infer_shapes", infer_shapes}};
+}
+
+}  // namespace tessera

@@ -1,0 +1,27 @@
+// The `tessera` command line: one file per subcommand (cmd_*.cc), each adding
+// itself to the app. Errors become one line "tessera: error: ..." and exit 1.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <map>
+#include <string>
+
+#include "core/tensor.h"
+#include "engine/engine.h"
+
+namespace tessera::cli {
+
+void add_build(CLI::App& app);
+void add_run(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_demo(CLI::App& app);
+void add_ops(CLI::App& app);
+
+// "2x3x224" → {2, 3, 224}; throws InvalidArgument naming `what`.
+Shape parse_shape(const std::string& text, const std::string& what);
+// "name=2x3" entries → map.
+std::map<std::string, Shape> parse_shape_flags(const std::vector<std::string>& flags);
+// Random tensors for every engine input (for bench and demo): floats N(0,1), ints in [0, 100).
+std::map<std::string, Tensor> random_inputs(const Graph& g, const std::map<std::string, Shape>& shapes, uint64_t seed);
+
+}  // namespace tessera::cli
