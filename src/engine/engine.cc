@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <iostream>
+
 #include "frontend/onnx/importer.h"
 #include "passes/pass_manager.h"
 
@@ -32,8 +34,14 @@ void pin_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
 Engine Engine::build(Graph g, const Settings& settings) {
   TSR_CHECK(settings.target == "cpu", ErrorKind::Unsupported, "target '", settings.target, "' is not available in this build (cpu)");
   pin_input_shapes(g, settings.input_shapes);
+  if (settings.use_distributed_mode != "auto" && settings.use_distributed_mode != "on" && settings.use_distributed_mode != "off")
+    fail(ErrorKind::InvalidArgument, "use_distributed_mode must be auto, on or off, got '", settings.use_distributed_mode, "'");
+  if (settings.use_distributed_mode == "off" && has_collectives(g))
+    std::cerr << "tessera: warning: the model holds collective ops but use_distributed_mode is off; they are compiled as "
+                 "graph nodes anyway and need `tessera launch` to run. Build with --distributed on (use_distributed_mode=on) "
+                 "to silence this.\n";
   PassManager pm(settings.dump_dir, settings.verbose);
-  for (Pass& p : default_passes()) pm.add(std::move(p));
+  for (Pass& p : default_passes(settings)) pm.add(std::move(p));
   pm.run(g);
   return Engine(std::make_unique<Graph>(std::move(g)), settings, tessera_version());
 }
@@ -44,7 +52,8 @@ Engine Engine::build_onnx(const std::string& model_path, const Settings& setting
 
 std::map<std::string, Tensor> Engine::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer) const {
   check_inputs(*graph_, inputs);
-  return exec_->run(inputs, timer);
+  bool has_comms = comms_.world || !comms_.groups.empty();
+  return exec_->run(inputs, timer, has_comms ? &comms_ : nullptr);
 }
 
 }  // namespace tessera

@@ -27,6 +27,11 @@ class Engine {
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
                                     const cpu::NodeTimer& timer = {}) const;
 
+  // Communicators for collective nodes: the world, and named mesh axes
+  // ("tp", "dp") that nodes select with their `group` attribute.
+  void set_communicator(std::shared_ptr<dist::Communicator> world) { comms_.world = std::move(world); }
+  void set_group(const std::string& name, std::shared_ptr<dist::Communicator> c) { comms_.groups[name] = std::move(c); }
+
   const Graph& graph() const { return *graph_; }
   const Settings& settings() const { return settings_; }
   const std::string& version() const { return version_; }
@@ -37,6 +42,7 @@ class Engine {
   Settings settings_;
   std::string version_;
   std::unique_ptr<cpu::Executor> exec_;
+  cpu::Communicators comms_;
 };
 
 // Throws InvalidArgument naming the input and the expected/received dtype or shape.

@@ -91,7 +91,8 @@ json graph_to_json(const Graph& g, Blob& blob) {
 
 json settings_to_json(const Settings& s) {
   return {{"target", s.target}, {"use_explicit_typing", s.use_explicit_typing}, {"min_block_size", s.min_block_size},
-          {"input_shapes", s.input_shapes}};
+          {"input_shapes", s.input_shapes}, {"use_distributed_mode", s.use_distributed_mode},
+          {"fuse_distributed_ops", s.fuse_distributed_ops}};
 }
 
 Settings settings_from_json(const json& j) {
@@ -100,6 +101,8 @@ Settings settings_from_json(const json& j) {
   s.use_explicit_typing = j.at("use_explicit_typing");
   s.min_block_size = j.at("min_block_size");
   s.input_shapes = j.at("input_shapes").get<std::map<std::string, Shape>>();
+  s.use_distributed_mode = j.at("use_distributed_mode");
+  s.fuse_distributed_ops = j.at("fuse_distributed_ops");
   return s;
 }
 

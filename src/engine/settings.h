@@ -12,6 +12,10 @@ struct Settings {
   std::string target = "cpu";           // the backend the engine is built for
   bool use_explicit_typing = true;      // keep the model's and inputs' dtypes
   int64_t min_block_size = 1;
+  // "auto": compile collective ops as graph nodes when the model holds them;
+  // "off" with collectives present warns and says how to fix it.
+  std::string use_distributed_mode = "auto";
+  bool fuse_distributed_ops = true;     // adjacent start/wait pairs become one fused op
   std::map<std::string, Shape> input_shapes;  // --shape: pin symbolic input dims at build time
   std::string dump_dir;                 // write the IR after every pass (text + DOT)
   bool verbose = false;

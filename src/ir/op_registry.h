@@ -53,6 +53,8 @@ struct OpSchema {
   int min_inputs = 1, max_inputs = 1;
   int min_outputs = 1, max_outputs = 1;
   InferFn infer;
+  // Collectives talk to other ranks: never constant-folded, never removed as dead.
+  bool collective = false;
 };
 
 class OpRegistry {

@@ -19,6 +19,7 @@ namespace {
 constexpr size_t kMaxFoldedBytes = size_t(64) << 20;
 
 bool foldable(const Node& n) {
+  if (const OpSchema* s = OpRegistry::find(n.op); s && s->collective) return false;
   if (n.op == "Shape" || n.op == "Size") {
     const Value* in = n.input(0);
     return in && in->rank_known && is_static(in->shape);

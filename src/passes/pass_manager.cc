@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "core/npy.h"
+#include "engine/settings.h"
 #include "ir/dump.h"
 #include "ir/verifier.h"
 
@@ -36,8 +37,11 @@ void PassManager::run(Graph& g) {
   }
 }
 
-std::vector<Pass> default_passes() {
-  return {{"fold_constants", fold_constants}, {"eliminate_dead_code", eliminate_dead_code}, {"infer_shapes", infer_shapes}};
+std::vector<Pass> default_passes(const Settings& s) {
+  std::vector<Pass> p = {{"fold_constants", fold_constants}, {"eliminate_dead_code", eliminate_dead_code}, {"infer_shapes", infer_shapes}};
+  p.push_back({"split_collectives", split_collectives});
+  if (s.fuse_distributed_ops) p.push_back({"fuse_distributed_ops", fuse_distributed_ops});
+  return p;
 }
 
 }  // namespace tessera

@@ -34,8 +34,12 @@ class PassManager {
 void fold_constants(Graph& g);        // infer node by node, evaluate nodes whose inputs are all known
 void eliminate_dead_code(Graph& g);   // drop nodes no output depends on; bypass Identity/Dropout
 void infer_shapes(Graph& g);          // propagate dtypes and shapes through every node
+void split_collectives(Graph& g);     // X → XStart + CollectiveWait, Wait sunk to the first reader
+void fuse_distributed_ops(Graph& g);  // adjacent XStart + Wait → X
+bool has_collectives(const Graph& g);
 
-// The default build pipeline.
-std::vector<Pass> default_passes();
+struct Settings;
+// The build pipeline for these settings.
+std::vector<Pass> default_passes(const Settings& s);
 
 }  // namespace tessera

@@ -13,7 +13,10 @@ Executor::Executor(const Graph& g) : g_(g) {
   for (Value* o : g.outputs) ++uses_[o];
 }
 
-std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const NodeTimer& timer) const {
+std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const NodeTimer& timer,
+                                            const Communicators* comms) const {
+  RunContext rc;
+  rc.comms = comms;
   std::unordered_map<const Value*, Tensor> live;
   std::unordered_map<const Value*, int> left = uses_;
   for (Value* in : g_.inputs) live[in] = inputs.at(in->name);
@@ -27,7 +30,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
     std::vector<const Tensor*> ins;
     for (Value* in : n->inputs) ins.push_back(in ? get(in) : nullptr);
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<Tensor> outs = run_node(*n, ins);
+    std::vector<Tensor> outs = run_node(*n, ins, &rc);
     if (timer) timer(*n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     for (size_t i = 0; i < n->outputs.size(); ++i)
       if (n->outputs[i]) live[n->outputs[i]] = std::move(outs[i]);

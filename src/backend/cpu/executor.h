@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "backend/cpu/run_context.h"
 #include "ir/graph.h"
 
 namespace tessera::cpu {
@@ -18,7 +19,9 @@ using NodeTimer = std::function<void(const Node&, double ms)>;
 class Executor {
  public:
   explicit Executor(const Graph& g);
-  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const NodeTimer& timer = {}) const;
+  // `comms` may be null for graphs without collective nodes.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const NodeTimer& timer = {},
+                                    const Communicators* comms = nullptr) const;
 
  private:
   const Graph& g_;

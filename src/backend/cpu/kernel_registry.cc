@@ -44,12 +44,17 @@ void KernelContext::set_output(size_t i, Tensor t) {
   outputs_[i] = std::move(t);
 }
 
-std::vector<Tensor> run_node(const Node& node, const std::vector<const Tensor*>& inputs) {
+RunContext& KernelContext::run() const {
+  if (!run_) error("needs a run context (communicators); it cannot run during constant folding");
+  return *run_;
+}
+
+std::vector<Tensor> run_node(const Node& node, const std::vector<const Tensor*>& inputs, RunContext* run) {
   KernelFn fn = KernelRegistry::find(node.op);
   if (!fn) fail(ErrorKind::Unsupported, "node '", node.name, "': op '", node.op, "' has no CPU kernel");
   std::vector<TensorType> types = infer_node(node, inputs);
   types.resize(node.outputs.size());
-  KernelContext ctx(node, inputs, std::move(types));
+  KernelContext ctx(node, inputs, std::move(types), run);
   fn(ctx);
   for (size_t i = 0; i < ctx.num_outputs(); ++i)
     if (node.outputs[i] && !ctx.outputs()[i].defined()) ctx.error("the CPU kernel did not produce output ", i);

@@ -12,10 +12,14 @@
 
 namespace tessera::cpu {
 
+struct RunContext;
+
 class KernelContext {
  public:
-  KernelContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<TensorType> out_types)
-      : node_(node), inputs_(std::move(inputs)), types_(std::move(out_types)), outputs_(types_.size()) {}
+  KernelContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<TensorType> out_types, RunContext* run = nullptr)
+      : node_(node), inputs_(std::move(inputs)), types_(std::move(out_types)), outputs_(types_.size()), run_(run) {}
+  // Communicators and in-flight collectives; error naming the node if absent.
+  RunContext& run() const;
   const Node& node() const { return node_; }
   const Attributes& attrs() const { return node_.attrs; }
   size_t num_inputs() const { return inputs_.size(); }
@@ -38,6 +42,7 @@ class KernelContext {
   std::vector<const Tensor*> inputs_;
   std::vector<TensorType> types_;
   std::vector<Tensor> outputs_;
+  RunContext* run_;
 };
 
 using KernelFn = void (*)(KernelContext&);
@@ -54,7 +59,7 @@ struct KernelRegistrar {
 };
 
 // Run one node on concrete inputs: infer exact output types, call the kernel.
-std::vector<Tensor> run_node(const Node& node, const std::vector<const Tensor*>& inputs);
+std::vector<Tensor> run_node(const Node& node, const std::vector<const Tensor*>& inputs, RunContext* run = nullptr);
 
 }  // namespace tessera::cpu
 

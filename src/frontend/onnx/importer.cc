@@ -117,10 +117,31 @@ class Importer {
     return v;
   }
 
+  // com.microsoft AllReduce/AllGather/AllToAll take any number of tensors;
+  // the IR has one collective per tensor, issued in input order.
+  void add_collective(const NodeProto& n, const std::string& name) {
+    if (n.input_size() != n.output_size())
+      fail(ErrorKind::Parse, path_, ": node '", name, "' (", n.op_type(), ") has ", n.input_size(), " inputs but ", n.output_size(), " outputs");
+    for (int i = 0; i < n.input_size(); ++i) {
+      Attributes attrs;
+      for (const auto& a : n.attribute())
+        if (a.name() == "axis" || a.name() == "group_size") attrs.set(a.name(), int64_t(a.i()));
+      if (n.op_type() == "AllReduce") attrs.set("reduce", std::string("sum"));
+      if (n.op_type() != "AllReduce" && !attrs.has("group_size")) attrs.set("group_size", int64_t(1));
+      if (g_.find_value(n.output(i))) fail(ErrorKind::Parse, path_, ": value '", n.output(i), "' is produced twice (node '", name, "')");
+      Value* out = g_.add_value(n.output(i), DType::f32, {});
+      out->rank_known = false;
+      std::string node_name = n.input_size() == 1 ? name : name + "/" + std::to_string(i);
+      g_.add_node(n.op_type(), node_name, {input_value(n, n.input(i))}, {out}, std::move(attrs));
+    }
+  }
+
   void add_node(const NodeProto& n) {
     std::string name = n.name().empty() ? g_.unique_name(n.op_type()) : n.name();
-    if (!known_domain(n.domain())) {
-      unsupported_[n.domain() + "::" + n.op_type()].push_back(name);
+    if (n.domain() == "com.microsoft" && (n.op_type() == "AllReduce" || n.op_type() == "AllGather" || n.op_type() == "AllToAll"))
+      return add_collective(n, name);
+    if (!known_domain(n.domain()) || n.domain() == "com.microsoft") {
+      unsupported_[(n.domain().empty() ? "" : n.domain() + "::") + n.op_type()].push_back(name);
     } else if (!OpRegistry::find(n.op_type())) {
       unsupported_[n.op_type()].push_back(name);
     }
