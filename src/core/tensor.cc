@@ -27,8 +27,9 @@ Tensor Tensor::zeros(DType dtype, const Shape& shape) {
   return t;
 }
 
-Tensor Tensor::view(DType dtype, const Shape& shape, void* data, std::shared_ptr<void> owner) {
+Tensor Tensor::view(DType dtype, const Shape& shape, void* data, std::shared_ptr<void> owner, Device device) {
   Tensor t;
+  t.device_ = device;
   t.dtype_ = dtype;
   t.shape_ = shape;
   t.storage_ = std::move(owner);
@@ -47,12 +48,14 @@ Tensor Tensor::reshaped(const Shape& shape) const {
 }
 
 Tensor Tensor::clone() const {
+  TSR_CHECK(device_ == Device::cpu, ErrorKind::Internal, "Tensor::clone on a device tensor");
   Tensor t = empty(dtype_, shape_);
   if (nbytes()) std::memcpy(t.raw(), data_, nbytes());
   return t;
 }
 
 double Tensor::item_f64(int64_t i) const {
+  TSR_CHECK(device_ == Device::cpu, ErrorKind::Internal, "reading elements of a device tensor on the host");
   switch (dtype_) {
     case DType::f32: return data<float>()[i];
     case DType::f64: return data<double>()[i];

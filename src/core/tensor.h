@@ -10,6 +10,9 @@
 
 namespace tessera {
 
+// Where a tensor's bytes live. Host code may only dereference cpu tensors.
+enum class Device : uint8_t { cpu, cuda };
+
 class Tensor {
  public:
   Tensor() = default;
@@ -17,7 +20,7 @@ class Tensor {
   static Tensor empty(DType dtype, const Shape& shape);
   static Tensor zeros(DType dtype, const Shape& shape);
   // Borrow `data`, kept alive by `owner`.
-  static Tensor view(DType dtype, const Shape& shape, void* data, std::shared_ptr<void> owner);
+  static Tensor view(DType dtype, const Shape& shape, void* data, std::shared_ptr<void> owner, Device device = Device::cpu);
   template <typename T>
   static Tensor from(DType dtype, const Shape& shape, const std::vector<T>& values);
   static Tensor scalar_i64(int64_t v);
@@ -25,6 +28,7 @@ class Tensor {
 
   bool defined() const { return data_ != nullptr || (storage_ && numel() == 0); }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
   const Shape& shape() const { return shape_; }
   int64_t rank() const { return int64_t(shape_.size()); }
   int64_t dim(int64_t i) const { return shape_.at(size_t(i < 0 ? i + rank() : i)); }
@@ -46,6 +50,7 @@ class Tensor {
 
  private:
   DType dtype_ = DType::f32;
+  Device device_ = Device::cpu;
   Shape shape_;
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
