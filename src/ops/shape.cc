@@ -220,8 +220,10 @@ std::vector<TensorType> flatten(const InferContext& c) {
   const TensorType& in = c.input(0);
   if (!in.rank_known) return {unknown_dims(in.dtype, 2)};
   size_t rank = in.shape.size();
-  // axis may equal the rank (everything goes to the outer dim), so normalise over rank + 1.
-  size_t axis = size_t(normalize_axis(c.attrs().get_int("axis", 1), int64_t(rank) + 1, node_label(c.node())));
+  // axis lies in [-rank, rank]: it may equal the rank (everything goes to the outer dim).
+  int64_t a = c.attrs().get_int("axis", 1);
+  if (a < -int64_t(rank) || a > int64_t(rank)) c.error("axis ", a, " is out of range for rank ", rank);
+  size_t axis = size_t(a < 0 ? a + int64_t(rank) : a);
   return {{in.dtype, {product_or_unknown(in.shape, 0, axis), product_or_unknown(in.shape, axis, rank)}, true}};
 }
 
