@@ -171,17 +171,19 @@ std::vector<TensorType> squeeze(const InferContext& c) {
   const TensorType& in = c.input(0);
   if (!in.rank_known) return {unknown_rank(in.dtype)};
   int64_t rank = int64_t(in.shape.size());
+  auto axes = known_ints(c, 1);
+  if (c.has_input(1) && !axes) {
+    int64_t n = known_length(c, 1);
+    return {n <= 0 ? unknown_rank(in.dtype) : unknown_dims(in.dtype, rank - n)};
+  }
   Shape out;
-  if (!c.has_input(1)) {  // drop every dim of extent 1: unknown dims leave the rank open
-    if (!is_static(in.shape)) return {unknown_rank(in.dtype)};
+  // No axes, or empty ones, drop every 1: ONNX Runtime (the oracle) reads empty
+  // axes so, though ONNX's own shape inference takes them as a no-op.
+  if (!axes || axes->empty()) {
+    if (!is_static(in.shape)) return {unknown_rank(in.dtype)};  // an unknown dim may be 1
     for (int64_t d : in.shape)
       if (d != 1) out.push_back(d);
     return {{in.dtype, out, true}};
-  }
-  auto axes = known_ints(c, 1);
-  if (!axes) {
-    int64_t n = known_length(c, 1);
-    return {n < 0 ? unknown_rank(in.dtype) : unknown_dims(in.dtype, rank - n)};
   }
   std::vector<bool> drop(size_t(rank), false);
   for (int64_t a : normalize_axes(*axes, rank, node_label(c.node()))) {

@@ -124,6 +124,7 @@ TEST(Slice, InferenceKeepsUnslicedDims) {
 TEST(SqueezeUnsqueeze, AxesAndDefaults) {
   Tensor x = iota_f32({1, 3, 1});
   EXPECT_EQ(run_op("Squeeze", {x})[0].shape(), (Shape{3}));
+  EXPECT_EQ(run_op("Squeeze", {x, ints({})})[0].shape(), (Shape{3}));  // empty axes squeeze all, as in ONNX Runtime
   EXPECT_EQ(run_op("Squeeze", {x, ints({-1})})[0].shape(), (Shape{1, 3}));
   expect_node_error([&] { run_op("Squeeze", {x, ints({1})}); }, "Squeeze", "cannot squeeze");
   auto out = run_op("Unsqueeze", {iota_f32({2, 3}), ints({0, -1})});
