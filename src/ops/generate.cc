@@ -48,7 +48,8 @@ std::vector<TensorType> range(const InferContext& c) {
   DType dt = c.input(0).dtype;
   for (size_t i = 0; i < 3; ++i) {
     if (c.input(i).dtype != dt) c.error("input ", i, " is ", dtype_name(c.input(i).dtype), ", start is ", dtype_name(dt));
-    if (c.input(i).rank_known && numel(c.input(i).shape) > 1) c.error("input ", i, " must be a scalar");
+    if (c.input(i).rank_known && is_static(c.input(i).shape) && numel(c.input(i).shape) != 1)
+      c.error("input ", i, " must be a scalar");
   }
   if (dt == DType::boolean) c.error("bool is not a numeric type");
   if (!c.value(0) || !c.value(1) || !c.value(2)) return {unknown_dims(dt, 1)};
@@ -57,7 +58,12 @@ std::vector<TensorType> range(const InferContext& c) {
 
 std::vector<TensorType> eye_like(const InferContext& c) {
   const TensorType& in = c.input(0);
-  DType dt = c.attrs().has("dtype") ? DType(c.attrs().get_int("dtype")) : in.dtype;
+  DType dt = in.dtype;
+  if (c.attrs().has("dtype")) {
+    int64_t code = c.attrs().get_int("dtype");
+    if (code < 0 || code > int64_t(DType::boolean)) c.error("dtype ", code, " is not a tessera dtype");
+    dt = DType(code);
+  }
   if (in.rank_known && in.shape.size() != 2) c.error("input must be 2-D, got ", to_string(in.shape));
   return {{dt, in.rank_known ? in.shape : Shape{kUnknownDim, kUnknownDim}, true}};
 }
@@ -84,6 +90,7 @@ std::vector<TensorType> one_hot(const InferContext& c) {
 std::vector<TensorType> trilu(const InferContext& c) {
   const TensorType& in = c.input(0);
   if (in.rank_known && in.shape.size() < 2) c.error("input must have rank >= 2, got ", to_string(in.shape));
+  if (c.value(1) && c.value(1)->numel() != 1) c.error("k must hold one value");
   return {in};
 }
 

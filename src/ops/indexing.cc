@@ -24,14 +24,21 @@ std::vector<TensorType> gather(const InferContext& c) {
   return {{data.dtype, out, true}};
 }
 
+// GatherElements/ScatterElements: indices of the data's rank, no larger than
+// the data off the axis (the kernels rely on it to stay in bounds).
+void check_element_indices(const InferContext& c, const TensorType& data, const TensorType& idx) {
+  if (!data.rank_known || !idx.rank_known) return;
+  if (data.shape.size() != idx.shape.size()) c.error("indices have rank ", idx.shape.size(), ", data has rank ", data.shape.size());
+  size_t axis = size_t(normalize_axis(c.attrs().get_int("axis", 0), int64_t(data.shape.size()), node_label(c.node())));
+  for (size_t d = 0; d < data.shape.size(); ++d)
+    if (d != axis && data.shape[d] >= 0 && idx.shape[d] > data.shape[d])
+      c.error("indices ", to_string(idx.shape), " exceed data ", to_string(data.shape), " in dim ", d);
+}
+
 std::vector<TensorType> gather_elements(const InferContext& c) {
   const TensorType &data = c.input(0), &idx = c.input(1);
   check_index_dtype(c, 1);
-  if (data.rank_known && idx.rank_known) {
-    if (data.shape.size() != idx.shape.size())
-      c.error("indices have rank ", idx.shape.size(), ", data has rank ", data.shape.size());
-    normalize_axis(c.attrs().get_int("axis", 0), int64_t(data.shape.size()), node_label(c.node()));
-  }
+  check_element_indices(c, data, idx);
   return {{data.dtype, idx.shape, idx.rank_known}};
 }
 
@@ -65,7 +72,8 @@ std::vector<TensorType> scatter_nd(const InferContext& c) {
   check_reduction(c);
   const TensorType &data = c.input(0), &idx = c.input(1), &upd = c.input(2);
   if (upd.dtype != data.dtype) c.error("updates are ", dtype_name(upd.dtype), ", data is ", dtype_name(data.dtype));
-  if (data.rank_known && idx.rank_known && upd.rank_known && !idx.shape.empty() && idx.shape.back() >= 0) {
+  if (idx.rank_known && idx.shape.empty()) c.error("indices must have rank >= 1");
+  if (data.rank_known && idx.rank_known && upd.rank_known && idx.shape.back() >= 0) {
     // updates.shape must be indices.shape[:-1] + data.shape[k:]
     int64_t k = idx.shape.back();
     if (k > int64_t(data.shape.size())) c.error("index tuples have length ", k, ", data has rank ", data.shape.size());
@@ -85,11 +93,7 @@ std::vector<TensorType> scatter_elements(const InferContext& c) {
   if (upd.dtype != data.dtype) c.error("updates are ", dtype_name(upd.dtype), ", data is ", dtype_name(data.dtype));
   if (idx.rank_known && upd.rank_known && idx.shape != upd.shape && is_static(idx.shape) && is_static(upd.shape))
     c.error("indices ", to_string(idx.shape), " and updates ", to_string(upd.shape), " must have the same shape");
-  if (data.rank_known) {
-    if (idx.rank_known && idx.shape.size() != data.shape.size())
-      c.error("indices have rank ", idx.shape.size(), ", data has rank ", data.shape.size());
-    normalize_axis(c.attrs().get_int("axis", 0), int64_t(data.shape.size()), node_label(c.node()));
-  }
+  check_element_indices(c, data, idx);
   return {data};
 }
 

@@ -121,3 +121,17 @@ TEST(Einsum, EllipsisBroadcastAndInference) {
   auto i = run_op("Einsum", {i64({2, 2}, {1, 2, 3, 4}), i64({2}, {1, 1})}, attrs({{"equation", std::string("ij,j->i")}}));
   EXPECT_EQ(values<int64_t>(i[0]), (std::vector<int64_t>{3, 7}));
 }
+
+TEST(Generate, ValueDependentDimsUnknownAtBuild) {
+  auto t = infer_build("ConstantOfShape", {Described{DType::i64, {-1}}});
+  EXPECT_FALSE(t[0].rank_known);
+  t = infer_build("OneHot", {Described{DType::i64, {5}}, Described{DType::i64, {}}, Described{DType::f32, {2}}},
+                  attrs({{"axis", int64_t(0)}}));
+  EXPECT_EQ(t[0].shape, (Shape{-1, 5}));
+  t = infer_build("Range", {Described{DType::i64, {}, i64({}, {0})}, Described{DType::i64, {}},
+                            Described{DType::i64, {}, i64({}, {1})}});
+  EXPECT_EQ(t[0].shape, (Shape{-1}));
+  t = infer_build("Range", {Described{DType::i64, {}, i64({}, {0})}, Described{DType::i64, {}, i64({}, {7})},
+                            Described{DType::i64, {}, i64({}, {2})}});
+  EXPECT_EQ(t[0].shape, (Shape{4}));
+}

@@ -25,6 +25,7 @@ TEST(GatherElements, Axis1) {
   EXPECT_EQ(values<float>(out[0]), (std::vector<float>{1, 1, 4, 3}));
   out = run_op("GatherElements", {iota_f32({3, 2}), i32({1, 2}, {2, 1})});
   EXPECT_EQ(values<float>(out[0]), (std::vector<float>{4, 3}));
+  expect_node_error([] { run_op("GatherElements", {iota_f32({3, 2}), i64({1, 3}, {0, 0, 0})}); }, "GatherElements", "exceed");
 }
 
 TEST(GatherND, BatchDims) {

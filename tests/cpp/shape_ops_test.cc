@@ -216,3 +216,26 @@ TEST(DepthToSpace, ModesAndInverse) {
   expect_node_error([] { run_op("DepthToSpace", {iota_f32({1, 3, 1, 1})}, attrs({{"blocksize", int64_t(2)}})); },
                     "DepthToSpace", "divisible");
 }
+
+// Shape parameters that are graph inputs (not constants) leave the dims they
+// decide unknown at build time instead of failing; run time fills them in.
+TEST(ShapeOps, ValueDependentDimsUnknownAtBuild) {
+  Described x{DType::f32, {4, 6}};
+  auto t = infer_build("Split", {x, Described{DType::i64, {2}}}, attrs({{"axis", int64_t(1)}}), 2);
+  EXPECT_EQ(t[0].shape, (Shape{4, -1}));
+  t = infer_build("Pad", {x, Described{DType::i64, {4}}});
+  EXPECT_EQ(t[0].shape, (Shape{-1, -1}));
+  t = infer_build("Tile", {x, Described{DType::i64, {2}}});
+  EXPECT_EQ(t[0].shape, (Shape{-1, -1}));
+  t = infer_build("Expand", {x, Described{DType::i64, {3}}});
+  EXPECT_EQ(t[0].shape, (Shape{-1, -1, -1}));
+  t = infer_build("Unsqueeze", {x, Described{DType::i64, {-1}}});
+  EXPECT_FALSE(t[0].rank_known);
+  t = infer_build("Squeeze", {Described{DType::f32, {1, 6}}, Described{DType::i64, {1}}});
+  EXPECT_EQ(t[0].shape, (Shape{-1}));
+  // Unknown input rank: every op still answers, with an unknown rank.
+  Described any{DType::f32, {}, std::nullopt, false};
+  EXPECT_FALSE(infer_build("Transpose", {any})[0].rank_known);
+  EXPECT_EQ(infer_build("Flatten", {any})[0].shape, (Shape{-1, -1}));
+  EXPECT_EQ(infer_build("Shape", {any})[0].shape, (Shape{-1}));
+}
