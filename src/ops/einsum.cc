@@ -67,33 +67,32 @@ int64_t merge_extent(int64_t have, int64_t d, bool ellipsis, char label, const s
        have, " and ", d);
 }
 
-}  // namespace
-
-EinsumSpec parse_einsum(const std::string& equation, const std::vector<Shape>& inputs, const std::string& what) {
-  Terms t = split_equation(equation, what);
-  if (t.lhs.size() != inputs.size())
-    fail(ErrorKind::Shape, what, ": equation '", equation, "' has ", t.lhs.size(), " operands, the node has ", inputs.size(), " inputs");
-  // Ellipsis dims per operand, and the broadcast count shared by all.
+// Ellipsis dims of each operand (its rank minus its letters).
+std::vector<int64_t> ellipsis_dims(const Terms& t, const std::vector<Shape>& inputs, const std::string& what) {
   std::vector<int64_t> n_ell(inputs.size(), 0);
-  int64_t max_ell = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     int64_t letters = int64_t(std::count_if(t.lhs[i].begin(), t.lhs[i].end(), [](int s) { return s >= 0; }));
     bool has_ell = letters != int64_t(t.lhs[i].size());
     n_ell[i] = int64_t(inputs[i].size()) - letters;
     if (n_ell[i] < 0 || (!has_ell && n_ell[i] != 0))
       fail(ErrorKind::Shape, what, ": operand ", i, " has rank ", inputs[i].size(), ", its term has ", letters, " subscripts");
-    max_ell = std::max(max_ell, n_ell[i]);
   }
+  return n_ell;
+}
+
+// Label ids: 0..max_ell-1 for the ellipsis dims, then one per letter in order of appearance.
+struct Labeler {
   EinsumSpec spec;
-  spec.extent.assign(size_t(max_ell), kUnknownDim);  // labels 0..max_ell-1 are the ellipsis dims
-  std::map<int, int> letter_id, uses;
-  for (size_t i = 0; i < inputs.size(); ++i) {
+  std::map<int, int> letter_id, uses;  // std::map keeps letters sorted for the implicit output
+  int max_ell = 0;
+
+  void add_operand(const std::vector<int>& term, int64_t n_ell, const Shape& shape, const std::string& what) {
     std::vector<int>& labels = spec.operand_labels.emplace_back();
     std::string chars;  // the subscript of each dim, for errors
-    for (int s : t.lhs[i]) {
+    for (int s : term) {
       if (s < 0) {
-        for (int64_t e = max_ell - n_ell[i]; e < max_ell; ++e) labels.push_back(int(e));
-        chars.append(size_t(n_ell[i]), '.');
+        for (int64_t e = max_ell - n_ell; e < max_ell; ++e) labels.push_back(int(e));
+        chars.append(size_t(n_ell), '.');
         continue;
       }
       chars += char(s);
@@ -106,14 +105,17 @@ EinsumSpec parse_einsum(const std::string& equation, const std::vector<Shape>& i
     }
     for (size_t d = 0; d < labels.size(); ++d) {
       int64_t& ext = spec.extent[size_t(labels[d])];
-      ext = merge_extent(ext, inputs[i][d], labels[d] < max_ell, chars[d], what);
+      ext = merge_extent(ext, shape[d], labels[d] < max_ell, chars[d], what);
     }
   }
-  if (!t.explicit_rhs) {  // implicit: ellipsis dims, then letters used once (std::map keeps them sorted)
-    for (int e = 0; e < max_ell; ++e) spec.output_labels.push_back(e);
-    for (auto [s, n] : uses)
-      if (n == 1) spec.output_labels.push_back(letter_id[s]);
-  } else {
+
+  void set_output(const Terms& t, const std::string& what) {
+    if (!t.explicit_rhs) {  // implicit: ellipsis dims, then letters used once, sorted
+      for (int e = 0; e < max_ell; ++e) spec.output_labels.push_back(e);
+      for (auto [s, n] : uses)
+        if (n == 1) spec.output_labels.push_back(letter_id[s]);
+      return;
+    }
     for (int s : t.rhs) {
       if (s < 0) {
         for (int e = 0; e < max_ell; ++e) spec.output_labels.push_back(e);
@@ -124,6 +126,21 @@ EinsumSpec parse_einsum(const std::string& equation, const std::vector<Shape>& i
       spec.output_labels.push_back(letter_id[s]);
     }
   }
+};
+
+}  // namespace
+
+EinsumSpec parse_einsum(const std::string& equation, const std::vector<Shape>& inputs, const std::string& what) {
+  Terms t = split_equation(equation, what);
+  if (t.lhs.size() != inputs.size())
+    fail(ErrorKind::Shape, what, ": equation '", equation, "' has ", t.lhs.size(), " operands, the node has ", inputs.size(), " inputs");
+  std::vector<int64_t> n_ell = ellipsis_dims(t, inputs, what);
+  Labeler lab;
+  lab.max_ell = n_ell.empty() ? 0 : int(*std::max_element(n_ell.begin(), n_ell.end()));
+  lab.spec.extent.assign(size_t(lab.max_ell), kUnknownDim);
+  for (size_t i = 0; i < inputs.size(); ++i) lab.add_operand(t.lhs[i], n_ell[i], inputs[i], what);
+  lab.set_output(t, what);
+  EinsumSpec& spec = lab.spec;
   for (int l = 0; l < int(spec.extent.size()); ++l)
     if (std::find(spec.output_labels.begin(), spec.output_labels.end(), l) == spec.output_labels.end())
       spec.reduced_labels.push_back(l);
