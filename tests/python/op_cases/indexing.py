@@ -92,6 +92,8 @@ def nonzero_cases():
 
 
 def topk_cases():
+    # No sorted=0 cases: ONNX leaves that order undefined and ONNX Runtime returns
+    # heap order, which no other implementation is bound to reproduce.
     k = lambda v: np.array([v], np.int64)  # noqa: E731
     return [
         Case("TopK", {"x": f32(3, 8), "k": k(3)}, n_outputs=2, constants=["k"], id="largest"),

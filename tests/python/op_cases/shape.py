@@ -161,6 +161,7 @@ def depth_space_cases():
         Case("DepthToSpace", {"x": f32(1, 8, 2, 3)}, {"blocksize": 2}, id="dcr"),
         Case("DepthToSpace", {"x": f32(2, 18, 2, 2)}, {"blocksize": 3, "mode": "CRD"}, id="crd"),
         Case("SpaceToDepth", {"x": f32(2, 3, 4, 6)}, {"blocksize": 2}, id="b2"),
+        Case("SpaceToDepth", {"x": f32(1, 2, 3, 6)}, {"blocksize": 3}, id="b3"),
     ]
 
 
