@@ -90,12 +90,16 @@ struct Move {
   int64_t dst, src;
 };
 
+enum class Reduction { add, mul, max, min };
+
 template <typename T>
-T combine(const std::string& r, T a, T b) {
-  if (r == "add") return T(a + b);
-  if (r == "mul") return T(a * b);
-  if (r == "max") return std::max(a, b);
-  return std::min(a, b);
+T combine(Reduction r, T a, T b) {
+  switch (r) {
+    case Reduction::add: return T(a + b);
+    case Reduction::mul: return T(a * b);
+    case Reduction::max: return std::max(a, b);
+    default: return std::min(a, b);
+  }
 }
 
 // Output = data with the moves applied in order (later ones win for "none").
@@ -111,12 +115,13 @@ void apply_scatter(KernelContext& c, const std::vector<Move>& moves, int64_t run
     return;
   }
   if (data.dtype() == DType::boolean) c.error("reduction '", red, "' on bool is not supported");
+  Reduction r = red == "add" ? Reduction::add : red == "mul" ? Reduction::mul : red == "max" ? Reduction::max : Reduction::min;
   Tensor acc = as_compute(data).clone(), u = as_compute(upd);
   visit_dtype(acc.dtype(), [&]<typename T>() {
     T* pa = acc.data<T>();
     const T* pu = u.data<T>();
     for (const Move& m : moves)
-      for (int64_t i = 0; i < run; ++i) pa[m.dst + i] = combine(red, pa[m.dst + i], pu[m.src + i]);
+      for (int64_t i = 0; i < run; ++i) pa[m.dst + i] = combine(r, pa[m.dst + i], pu[m.src + i]);
   });
   c.set_output(0, from_compute(acc, data.dtype()));
 }
