@@ -61,7 +61,7 @@ Tensor Tensor::from(DType dtype, const Shape& shape, const std::vector<T>& value
   Tensor t = empty(dtype, shape);
   if (sizeof(T) != dtype_size(dtype) || values.size() != size_t(t.numel()))
     throw std::invalid_argument("Tensor::from: element size or count mismatch");
-  std::memcpy(t.raw(), values.data(), t.nbytes());
+  if (t.nbytes()) std::memcpy(t.raw(), values.data(), t.nbytes());
   return t;
 }
 
