@@ -11,6 +11,7 @@
 #include <iostream>
 #include <random>
 
+#include "dist/device_mesh.h"
 #include "dist/gloo_communicator.h"
 #include "passes/pass_manager.h"
 #include "tessera/tessera.h"
@@ -158,7 +159,40 @@ int run_rank(const std::string& dir, int rank, int world, uint64_t seed, bool fu
   return failures;
 }
 
-void run_world(int world, bool fuse) {
+// 2 x 2 mesh (dp, tp): y = AllGather_dp(AllReduce_tp(x)) against the reference.
+int run_mesh_rank(const std::string& dir, int rank, int world, uint64_t seed, bool) {
+  auto store = std::make_shared<gloo::rendezvous::FileStore>(dir);
+  std::shared_ptr<dist::Communicator> comm = dist::GlooCommunicator::create(store, rank, world, std::chrono::seconds(30));
+  dist::DeviceMesh mesh(world, {2, 2}, {"dp", "tp"});
+  auto axes = mesh.split(*comm);
+  Graph g;
+  Value* x = g.add_value("x", DType::f32, kShape);
+  g.inputs.push_back(x);
+  Value* a = g.add_value("a", DType::f32, {});
+  Value* y = g.add_value("y", DType::f32, {});
+  Attributes ar, ag;
+  ar.set("group", std::string("tp"));
+  ag.set("group", std::string("dp"));
+  ag.set("group_size", int64_t(2));
+  g.add_node("AllReduce", "ar_tp", {x}, {a}, ar);
+  g.add_node("AllGather", "ag_dp", {a}, {y}, ag);
+  g.outputs.push_back(y);
+  Engine e = Engine::build(std::move(g), Settings{});
+  for (auto& [name, c] : axes) e.set_group(name, c);
+  std::vector<Tensor> in;
+  for (int r = 0; r < world; ++r) in.push_back(rank_input(seed, r));
+  Tensor got = e.run({{"x", in[size_t(rank)]}}).at("y");
+  // Ranks (dp, tp): 0=(0,0) 1=(0,1) 2=(1,0) 3=(1,1). tp groups {0,1},{2,3}; dp groups {0,2},{1,3}.
+  std::vector<Tensor> tp_sums = {reduce({in[0], in[1]}, "sum"), reduce({in[2], in[3]}, "sum")};
+  Tensor want = concat(tp_sums, 0);
+  bool ok = got.shape() == want.shape() && std::memcmp(got.raw(), want.raw(), want.nbytes()) == 0;
+  if (!ok) std::cerr << "rank " << rank << ": mesh result mismatch\n";
+  return ok ? 0 : 1;
+}
+
+using RankBody = int (*)(const std::string&, int, int, uint64_t, bool);
+
+void run_world(int world, bool fuse, RankBody body = run_rank) {
   std::string dir = (fs::temp_directory_path() / ("tessera_coll_" + std::to_string(::getpid()) + "_" + std::to_string(world) +
                                                   (fuse ? "f" : "u"))).string();
   fs::remove_all(dir);
@@ -170,7 +204,7 @@ void run_world(int world, bool fuse) {
     if (pid == 0) {
       int failures = 1;
       try {
-        failures = run_rank(dir, r, world, seed, fuse);
+        failures = body(dir, r, world, seed, fuse);
       } catch (const std::exception& e) {
         std::cerr << "rank " << r << ": " << e.what() << "\n";
       }
@@ -192,6 +226,16 @@ TEST(Collectives, TwoRanksFused) { run_world(2, true); }
 TEST(Collectives, TwoRanksUnfused) { run_world(2, false); }
 TEST(Collectives, ThreeRanksFused) { run_world(3, true); }
 TEST(Collectives, ThreeRanksUnfused) { run_world(3, false); }
+
+TEST(Collectives, TwoByTwoMeshGroups) { run_world(4, true, run_mesh_rank); }
+
+TEST(DeviceMesh, GroupsAndBadShapes) {
+  dist::DeviceMesh mesh(6, {2, 3}, {"dp", "tp"});
+  EXPECT_EQ(mesh.groups("tp"), (std::vector<std::vector<int>>{{0, 1, 2}, {3, 4, 5}}));
+  EXPECT_EQ(mesh.groups("dp"), (std::vector<std::vector<int>>{{0, 3}, {1, 4}, {2, 5}}));
+  EXPECT_THROW(dist::DeviceMesh(4, {2, 3}, {"dp", "tp"}), Error);
+  EXPECT_THROW(mesh.groups("pp"), Error);
+}
 
 TEST(Collectives, SplitLeavesOverlapAndFusesAdjacent) {
   // y = AllReduce(x); z = Neg(x); out = y + z: Neg can overlap the all-reduce.
