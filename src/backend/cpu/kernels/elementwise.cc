@@ -28,6 +28,9 @@ T binary_op(const std::string& op, T a, T b) {
     else return a / b;
   }
   if (op == "Pow") return T(std::pow(double(a), double(b)));
+  if constexpr (std::is_floating_point_v<T>) {  // NaN wins, as in ONNX Runtime and NumPy
+    if ((op == "Max" || op == "Min") && (std::isnan(a) || std::isnan(b))) return std::numeric_limits<T>::quiet_NaN();
+  }
   if (op == "Max") return std::max(a, b);
   if (op == "Min") return std::min(a, b);
   if (op == "Mod") {
