@@ -16,6 +16,7 @@ void add_inspect(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_ops(CLI::App& app);
+void add_bench_comm(CLI::App& app);
 void add_launch(CLI::App& app);
 
 // "2x3x224" → {2, 3, 224}; throws InvalidArgument naming `what`.

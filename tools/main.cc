@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_bench(app);
   tessera::cli::add_demo(app);
   tessera::cli::add_ops(app);
+  tessera::cli::add_bench_comm(app);
   tessera::cli::add_launch(app);
   try {
     app.parse(argc, argv);
