@@ -60,10 +60,8 @@ void k_reduce(KernelContext& c) {
   Tensor x = as_compute(c.input(0));
   bool known = true;
   std::vector<int64_t> axes = reduction_axes(c.node(), c.has_input(1) ? &c.input(1) : nullptr, x.rank(), known);
-  if (axes.empty()) {  // noop_with_empty_axes
-    c.set_output(0, c.input(0));
-    return;
-  }
+  // noop_with_empty_axes: nothing is reduced, but the per-element part still
+  // applies (|x| for L1, x^2 for SumSquare, ...), as ONNX Runtime does.
   std::vector<bool> reduced(size_t(x.rank()), false);
   for (int64_t a : axes) reduced[size_t(a)] = true;
   Tensor out = Tensor::empty(x.dtype(), c.output_type(0).shape);
