@@ -130,7 +130,7 @@ TEST(LaunchChild, Run) {
     std::string seen;
     for (int r = 0; r < info.world_size; ++r) seen += (r ? "," : "") + s.get("rank/" + std::to_string(r));
     std::printf("seen %s\n", seen.c_str());
-    barrier(s, "end", info.world_size, 10s);
+    rv.finish(10s);
   } else if (std::string(scenario) == "one_dies") {
     if (info.rank == 1) _exit(3);
     s.get("never/set");  // blocks until the launcher stops this rank

@@ -5,6 +5,7 @@ loopback simulating two nodes, signal forwarding, bad flags.
 The CLI binary is $TESSERA_BIN (default build/tessera). Programs are `sh -c`
 one-liners, so each test runs in well under a few seconds."""
 import os
+import random
 import re
 import signal
 import socket
@@ -17,9 +18,17 @@ BIN = os.environ.get("TESSERA_BIN", "build/tessera")
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, below Linux's ephemeral range (32768+) so
+    that no port-0 listener or outgoing connection can take it before the
+    launcher binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
 
 
 def launch(*args, timeout=20):
