@@ -124,6 +124,44 @@ def test_failure_on_one_node_stops_the_other():
         assert re.search(r"rank 3 \(pid \d+\) on node 1 exited with code 7", err), err
 
 
+def wait_for_lines(proc, n):
+    return [proc.stdout.readline() for _ in range(n)]
+
+
+def test_silent_node_is_given_up_after_the_timeout():
+    port = str(free_port())
+    prog = ["--timeout", "1", "--", "sh", "-c", "echo up; sleep 30"]
+    node0 = popen("--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "1", "--master-port", port, *prog)
+    node1 = popen("--nnodes", "2", "--node-rank", "1", "--nproc-per-node", "1", "--master-port", port, *prog)
+    assert "up" in wait_for_lines(node1, 1)[0]
+    node1.send_signal(signal.SIGSTOP)  # a hung launcher: no more heartbeats
+    start = time.monotonic()
+    try:
+        _, err0 = node0.communicate(timeout=10)
+    finally:
+        node1.send_signal(signal.SIGCONT)
+    assert time.monotonic() - start < 4
+    assert node0.returncode != 0
+    assert "node 1's launcher stopped responding (no heartbeat for 1 s)" in err0, err0
+    _, err1 = node1.communicate(timeout=10)  # once resumed, it sees why and stops its rank
+    assert node1.returncode != 0
+    assert "node 1's launcher stopped responding" in err1 or "lost the job's store" in err1, err1
+
+
+def test_losing_node_0_stops_the_other_nodes():
+    port = str(free_port())
+    node0 = popen("--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "1", "--master-port", port,
+                  "--", "sh", "-c", "echo up; sleep 3")
+    node1 = popen("--nnodes", "2", "--node-rank", "1", "--nproc-per-node", "1", "--master-port", port,
+                  "--", "sh", "-c", "echo up; sleep 30")
+    assert "up" in wait_for_lines(node1, 1)[0]
+    node0.kill()  # its store goes with it (its rank is orphaned and ends by itself)
+    node0.communicate(timeout=10)
+    _, err1 = node1.communicate(timeout=10)
+    assert node1.returncode != 0
+    assert f"lost the job's store at 127.0.0.1:{port}" in err1, err1
+
+
 def test_node_that_never_joins_times_out():
     p, took = launch("--nnodes", "2", "--nproc-per-node", "1", "--master-port", str(free_port()), "--timeout", "1",
                      "--", "sh", "-c", "sleep 30")
