@@ -33,7 +33,9 @@ namespace {
 
 constexpr auto kTick = 50ms;          // the loop wakes at least this often
 constexpr auto kStoreEvery = 200ms;   // how often launchers read each other's news
-constexpr auto kHeartbeatEvery = 1s;
+// Heartbeats every second, or 4 per --timeout when it is shorter, so that a
+// live launcher is never mistaken for a silent one.
+constexpr auto kHeartbeatEvery = 1000ms;
 constexpr auto kKillGrace = 3s;       // SIGTERM, then SIGKILL after this
 // A rank's pipes can outlive it (a background grandchild holds them); once
 // every rank has exited, output is read for this long more, then dropped.
@@ -107,7 +109,7 @@ struct RankProc {
 
 // What node 0 knows about another node's launcher.
 struct Peer {
-  bool joined = false, done = false;
+  bool joined = false, done = false, silent = false;
   int64_t beat = -1;
   Clock::time_point seen;  // when its heartbeat last moved
 };
@@ -221,7 +223,7 @@ void Launch::spawn_ranks() {
   if (!o_.log_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) fail(ErrorKind::Io, "--log-dir ", o_.log_dir, ": ", ec.message());
+    if (ec) give_up(str("--log-dir ", o_.log_dir, ": ", ec.message()));
   }
   signals_.emplace();
   ranks_.reserve(size_t(o_.nproc_per_node));
@@ -307,9 +309,9 @@ bool Launch::finished(Clock::time_point now) {
   post_done();
   // Node 0 serves the store: it stays until the other nodes are done with it.
   if (o_.node_rank != 0 || store_lost_) return true;
-  // Once stopping, a node that never joined will never be done either.
+  // Once stopping, a node that never joined or went silent will never be done either.
   bool peers_done = true;
-  for (auto& [k, p] : peers_) peers_done &= p.done || (stopping_ && !p.joined);
+  for (auto& [k, p] : peers_) peers_done &= p.done || p.silent || (stopping_ && !p.joined);
   return peers_done || (stopping_ && now >= stopped_at_ + kPeerStopGrace);
 }
 
@@ -397,7 +399,7 @@ void Launch::watch_store(Clock::time_point now) {
   try {
     if (now >= next_beat_) {
       store_->add(node_key("beat", o_.node_rank), 1);
-      next_beat_ = now + kHeartbeatEvery;
+      next_beat_ = now + std::min<std::chrono::milliseconds>(kHeartbeatEvery, o_.timeout / 4);
     }
     if (!stopping_ && store_->check({kAbortKey})) stop(store_->get(kAbortKey), false);
     if (o_.node_rank == 0) watch_peers(now);
@@ -421,7 +423,8 @@ void Launch::watch_peers(Clock::time_point now) {
     if (beat != p.beat) {
       p.beat = beat;
       p.seen = now;
-    } else if (!stopping_ && now - p.seen > o_.timeout) {
+    } else if (!p.silent && now - p.seen > o_.timeout) {
+      p.silent = true;
       stop(str("node ", k, "'s launcher stopped responding (no heartbeat for ", timeout_s(), " s)"), true);
     }
   }

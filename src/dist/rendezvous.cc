@@ -60,10 +60,22 @@ Rendezvous rendezvous(const RankInfo& info, milliseconds timeout) {
   } else if (port == 0) {
     fail(ErrorKind::Distributed, "rank ", info.rank, " does not know the store's port: set MASTER_PORT or TESSERA_STORE_PORT");
   }
+  rv.world_size = info.world_size;
   rv.store = Store::connect(info.master_addr, port, info.rank, timeout);
   rv.store->set_timeout(timeout);
   barrier(*rv.store, "tessera/rendezvous", info.world_size, timeout);
   return rv;
+}
+
+void Rendezvous::finish(milliseconds timeout) {
+  if (!store) return;
+  barrier(*store, "tessera/finish", world_size, timeout);
+  store->close();
+  // A rank that has not said goodbye by the timeout is stuck or gone; the
+  // server stops regardless, as the job is over.
+  if (server) server->wait_for_ranks_to_leave(timeout);
+  store.reset();
+  server.reset();
 }
 
 }  // namespace tessera::dist

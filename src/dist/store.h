@@ -34,6 +34,12 @@ class StoreServer {
   StoreServer& operator=(const StoreServer&) = delete;
 
   int port() const;
+  // Ranks (clients with rank >= 0) connected and not yet gone or said goodbye.
+  int connected_ranks() const;
+  // Blocks until no rank is connected (all closed or dropped); false on timeout.
+  // The host calls it before destroying the server, so that no rank loses
+  // the store in the middle of its last request.
+  bool wait_for_ranks_to_leave(std::chrono::milliseconds timeout) const;
 
   struct Impl;
 
@@ -116,10 +122,18 @@ void barrier(Store& store, const std::string& name, int world_size, std::chrono:
 // A process's entry into the job: rank 0 hosts the server unless the launcher
 // already does; every rank connects; then a barrier of all world_size ranks
 // whose timeout error lists the ranks that never joined. Keep the result alive
-// until every rank is done with the store: rank 0's server dies with it.
+// until every rank is done with the store (rank 0's server dies with it):
+// finish() is the clean way out.
 struct Rendezvous {
   std::unique_ptr<StoreServer> server;
   std::unique_ptr<Store> store;
+  int world_size = 1;
+
+  // Leaves the job: a last barrier of all ranks, then each closes its store,
+  // and the host waits (up to `timeout`) for the others' goodbyes before its
+  // server goes. Without this, the last rank through a final barrier can
+  // lose the store while its reply is still in flight.
+  void finish(std::chrono::milliseconds timeout);
 };
 Rendezvous rendezvous(const RankInfo& info, std::chrono::milliseconds timeout);
 

@@ -11,7 +11,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -55,6 +57,10 @@ struct StoreServer::Impl {
   std::map<std::string, std::string> data;
   std::vector<std::unique_ptr<Client>> clients;
   std::set<int> dead;
+  // connected_ranks, shared with threads waiting in wait_for_ranks_to_leave().
+  mutable std::mutex count_mu;
+  mutable std::condition_variable count_cv;
+  int ranks_connected = 0;
 
   void loop();
   void accept_clients();
@@ -68,6 +74,7 @@ struct StoreServer::Impl {
   void answer_parked(Client& c);
   void wake_parked();
   void drop_finished();
+  void count_ranks();
 };
 
 void StoreServer::Impl::loop() {
@@ -90,7 +97,17 @@ void StoreServer::Impl::loop() {
     }
     if (fds[1].revents & POLLIN) accept_clients();
     drop_finished();
+    count_ranks();
   }
+}
+
+void StoreServer::Impl::count_ranks() {
+  int n = 0;
+  for (auto& c : clients) n += c->introduced && c->rank >= 0 && !c->said_goodbye;
+  std::lock_guard lock(count_mu);
+  if (n == ranks_connected) return;
+  ranks_connected = n;
+  count_cv.notify_all();
 }
 
 void StoreServer::Impl::accept_clients() {
@@ -271,5 +288,15 @@ StoreServer::~StoreServer() {
 }
 
 int StoreServer::port() const { return impl_->port; }
+
+int StoreServer::connected_ranks() const {
+  std::lock_guard lock(impl_->count_mu);
+  return impl_->ranks_connected;
+}
+
+bool StoreServer::wait_for_ranks_to_leave(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->count_mu);
+  return impl_->count_cv.wait_for(lock, timeout, [&] { return impl_->ranks_connected == 0; });
+}
 
 }  // namespace tessera::dist

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include "core/error.h"
@@ -20,10 +21,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A port nothing listens on right now (bind port 0, read it, let it go).
+// A port nothing listens on right now. Taken below Linux's ephemeral range
+// (32768+), so that the kernel cannot hand it to some other process's
+// connection or port-0 listener between this check and the test's bind.
 int free_port() {
-  net::Fd fd = net::listen_tcp("127.0.0.1", 0);
-  return net::local_port(fd.get());
+  static std::mt19937 rng(std::random_device{}());
+  for (;;) {
+    int port = 20000 + int(rng() % 12000);
+    try {
+      net::listen_tcp("127.0.0.1", port);
+      return port;
+    } catch (const Error&) {
+      // taken: try another
+    }
+  }
 }
 
 std::unique_ptr<Store> client(const StoreServer& s, int rank) { return Store::connect("127.0.0.1", s.port(), rank, 5s); }
@@ -270,10 +281,14 @@ TEST(DistStore, RendezvousRankZeroHosts) {
       info.world_size = 3;
       info.store_port = port;
       if (r != 0) std::this_thread::sleep_for(20ms);
-      Rendezvous rv = rendezvous(info, 5s);
-      EXPECT_EQ(rv.server != nullptr, r == 0);
-      seen[size_t(r)] = rv.store->add("joined", 1);
-      barrier(*rv.store, "done", 3, 5s);  // rank 0 keeps hosting until all are finished
+      EXPECT_EQ(error_of([&] {
+                  Rendezvous rv = rendezvous(info, 5s);
+                  EXPECT_EQ(rv.server != nullptr, r == 0);
+                  seen[size_t(r)] = rv.store->add("joined", 1);
+                  rv.finish(5s);  // rank 0 keeps hosting until the others have left
+                  EXPECT_EQ(rv.store, nullptr);
+                }),
+                "");
     });
   for (auto& t : threads) t.join();
   std::sort(seen.begin(), seen.end());
@@ -289,6 +304,24 @@ TEST(DistStore, RendezvousTimeoutListsRanksThatNeverJoined) {
   info.rank = 1;
   info.store_port = 0;
   EXPECT_NE(error_of([&] { rendezvous(info, 200ms); }).find("does not know the store's port"), std::string::npos);
+}
+
+TEST(DistStore, HostWaitsForRanksToLeave) {
+  StoreServer server("127.0.0.1", 0);
+  auto a = client(server, 0);
+  auto b = client(server, 1);
+  auto tool = client(server, -1);  // launchers and tools are not ranks
+  for (int i = 0; i < 100 && server.connected_ranks() != 2; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server.connected_ranks(), 2);
+  EXPECT_FALSE(server.wait_for_ranks_to_leave(50ms));
+  std::thread leaver([&] {
+    std::this_thread::sleep_for(30ms);
+    a->close();
+    b.reset();
+  });
+  EXPECT_TRUE(server.wait_for_ranks_to_leave(5s));
+  leaver.join();
+  EXPECT_EQ(server.connected_ranks(), 0);
 }
 
 TEST(DistStore, FormatRanks) {

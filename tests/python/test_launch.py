@@ -5,6 +5,7 @@ loopback simulating two nodes, signal forwarding, bad flags.
 The CLI binary is $TESSERA_BIN (default build/tessera). Programs are `sh -c`
 one-liners, so each test runs in well under a few seconds."""
 import os
+import random
 import re
 import signal
 import socket
@@ -17,9 +18,17 @@ BIN = os.environ.get("TESSERA_BIN", "build/tessera")
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, below Linux's ephemeral range (32768+) so
+    that no port-0 listener or outgoing connection can take it before the
+    launcher binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
 
 
 def launch(*args, timeout=20):
@@ -113,6 +122,44 @@ def test_failure_on_one_node_stops_the_other():
     for rc, err in ((node0.returncode, err0), (node1.returncode, err1)):
         assert rc != 0
         assert re.search(r"rank 3 \(pid \d+\) on node 1 exited with code 7", err), err
+
+
+def wait_for_lines(proc, n):
+    return [proc.stdout.readline() for _ in range(n)]
+
+
+def test_silent_node_is_given_up_after_the_timeout():
+    port = str(free_port())
+    prog = ["--timeout", "1", "--", "sh", "-c", "echo up; sleep 30"]
+    node0 = popen("--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "1", "--master-port", port, *prog)
+    node1 = popen("--nnodes", "2", "--node-rank", "1", "--nproc-per-node", "1", "--master-port", port, *prog)
+    assert "up" in wait_for_lines(node1, 1)[0]
+    node1.send_signal(signal.SIGSTOP)  # a hung launcher: no more heartbeats
+    start = time.monotonic()
+    try:
+        _, err0 = node0.communicate(timeout=10)
+    finally:
+        node1.send_signal(signal.SIGCONT)
+    assert time.monotonic() - start < 4
+    assert node0.returncode != 0
+    assert "node 1's launcher stopped responding (no heartbeat for 1 s)" in err0, err0
+    _, err1 = node1.communicate(timeout=10)  # once resumed, it sees why and stops its rank
+    assert node1.returncode != 0
+    assert "node 1's launcher stopped responding" in err1 or "lost the job's store" in err1, err1
+
+
+def test_losing_node_0_stops_the_other_nodes():
+    port = str(free_port())
+    node0 = popen("--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "1", "--master-port", port,
+                  "--", "sh", "-c", "echo up; sleep 3")
+    node1 = popen("--nnodes", "2", "--node-rank", "1", "--nproc-per-node", "1", "--master-port", port,
+                  "--", "sh", "-c", "echo up; sleep 30")
+    assert "up" in wait_for_lines(node1, 1)[0]
+    node0.kill()  # its store goes with it (its rank is orphaned and ends by itself)
+    node0.communicate(timeout=10)
+    _, err1 = node1.communicate(timeout=10)
+    assert node1.returncode != 0
+    assert f"lost the job's store at 127.0.0.1:{port}" in err1, err1
 
 
 def test_node_that_never_joins_times_out():
