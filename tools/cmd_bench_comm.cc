@@ -159,7 +159,7 @@ void add_bench_comm(CLI::App& app) {
         if (!gpu) us = host_time_us(c, k, a, b, o->warmup, o->iters);
         if (c.rank() == 0) print_row(k, n, us, graph_us);
       }
-    c.barrier();
+    pg->finish();
   });
 }
 

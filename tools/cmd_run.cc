@@ -64,7 +64,7 @@ void add_run(CLI::App& app) {
     if (per_rank || info.rank == 0) write_outputs(with_rank(o->out, info.rank), outs);
     if (info.rank == 0)
       for (auto& [name, t] : outs) std::cout << name << ": " << dtype_name(t.dtype()) << to_string(t.shape()) << "\n";
-    if (pg) pg->world->barrier();  // rank 0 hosts the store: leave together
+    if (pg) pg->finish();  // rank 0 hosts the store: leave together
   });
 }
 

@@ -43,10 +43,23 @@ std::string diagnose_failure(Store& store, int rank, int world_size, std::chrono
   return "";
 }
 
+ProcessGroup::~ProcessGroup() {
+  world.reset();
+  if (!rendezvous.server) return;
+  if (rendezvous.store) rendezvous.store->close();
+  rendezvous.server->wait_for_ranks_to_leave(timeout);
+}
+
+void ProcessGroup::finish() {
+  world.reset();
+  rendezvous.finish(timeout);
+}
+
 std::unique_ptr<ProcessGroup> init_process_group(const RankInfo& info, const std::string& backend,
                                                  std::chrono::milliseconds timeout) {
   auto pg = std::make_unique<ProcessGroup>();
   pg->info = info;
+  pg->timeout = timeout;
   pg->rendezvous = rendezvous(info, timeout);
   pg->gloo_store = std::make_shared<GlooStore>(*pg->rendezvous.store);
   if (backend == "gloo") {

@@ -28,7 +28,18 @@ class GlooStore : public gloo::rendezvous::Store {
 };
 
 struct ProcessGroup {
+  ProcessGroup() = default;
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+  // If this process hosts the store, it waits (bounded by the timeout) for the
+  // other ranks to leave first: a failing job must not take the store away
+  // from ranks still asking it which rank failed.
+  ~ProcessGroup();
+  // Clean exit: a last barrier, then everyone leaves the store together.
+  void finish();
+
   RankInfo info;
+  std::chrono::milliseconds timeout{60000};
   Rendezvous rendezvous;
   std::shared_ptr<GlooStore> gloo_store;
   std::shared_ptr<Communicator> world;
