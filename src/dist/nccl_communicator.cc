@@ -74,7 +74,8 @@ std::unique_ptr<NcclCommunicator> NcclCommunicator::create(gloo::rendezvous::Sto
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // so a missing rank cannot hang us: we poll with a deadline
   ncclResult_t r = ncclCommInitRankConfig(&c->comm_, size, id, rank, &config);
-  if (r == ncclInProgress) r = settle(c->comm_, timeout);
+  // Non-blocking: the communicator is usable only once its state reads ncclSuccess.
+  if ((r == ncclSuccess || r == ncclInProgress) && c->comm_) r = settle(c->comm_, timeout);
   if (r != ncclSuccess) {
     if (c->comm_) ncclCommAbort(c->comm_), c->comm_ = nullptr;
     fail(ErrorKind::Distributed, "rank ", rank, ": NCCL communicator of ", size, " ranks not ready within ", timeout.count(),
@@ -107,7 +108,14 @@ void NcclCommunicator::abort() {
 }
 
 void NcclCommunicator::check(ncclResult_t r, const char* what) {
-  if (r == ncclSuccess || r == ncclInProgress) return;
+  // A non-blocking communicator may still be enqueuing: NCCL requires its state
+  // to be ncclSuccess before the next call.
+  if (r == ncclInProgress) r = settle(comm_, timeout_);
+  if (r == ncclSuccess) return;
+  if (r == ncclInProgress) {
+    abort();
+    collective_failed(what, "not enqueued within " + std::to_string(timeout_.count()) + " ms");
+  }
   abort();
   collective_failed(what, ncclGetErrorString(r));
 }
@@ -187,7 +195,8 @@ std::unique_ptr<Communicator> NcclCommunicator::split(const std::vector<std::vec
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
   ncclResult_t r = ncclCommSplit(comm_, color, key, &c->comm_, &config);
-  if (r == ncclInProgress) r = settle(c->comm_ ? c->comm_ : comm_, timeout_);
+  if (r == ncclInProgress) r = settle(comm_, timeout_);
+  if (r == ncclSuccess && c->comm_) r = settle(c->comm_, timeout_);
   if (r != ncclSuccess) fail(ErrorKind::Distributed, "split '", name, "' failed: ", ncclGetErrorString(r));
   ncclCommUserRank(c->comm_, &c->rank_);
   ncclCommCount(c->comm_, &c->size_);
