@@ -45,12 +45,15 @@ void require_device(const Tensor& t, const char* what) {
 
 // Poll a non-blocking communicator until it leaves ncclInProgress.
 ncclResult_t settle(ncclComm_t comm, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto start = std::chrono::steady_clock::now(), deadline = start + timeout;
   ncclResult_t state = ncclInProgress;
   while (true) {
     ncclCommGetAsyncError(comm, &state);
-    if (state != ncclInProgress || std::chrono::steady_clock::now() > deadline) return state;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    if (state != ncclInProgress || now > deadline) return state;
+    // Enqueueing settles in microseconds: spin first, sleep only when it drags on.
+    if (now - start < std::chrono::milliseconds(2)) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
 
