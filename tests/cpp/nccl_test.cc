@@ -18,10 +18,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Counted in a throwaway child: CUDA initialised in this process would be
+// unusable in the ranks forked from it.
 int gpu_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-  return n;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int n = 0;
+    _exit(cudaGetDeviceCount(&n) == cudaSuccess ? std::min(n, 100) : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
 }
 
 struct DeviceBuf {
@@ -100,7 +107,7 @@ TEST(Nccl, CollectivesInCudaGraph) {
   uint64_t seed = std::random_device{}();
   std::vector<pid_t> pids;
   for (int r = 0; r < world; ++r) {
-    pid_t pid = fork();  // before this process touches CUDA (gpu_count only queries the driver)
+    pid_t pid = fork();
     if (pid == 0) {
       int rc = 1;
       try {
