@@ -51,7 +51,8 @@ Tensor host_input(uint64_t seed, int rank, int64_t n) {
 // One rank: every collective inside one captured graph, replayed twice.
 int rank_main(const std::string& dir, int rank, int world, uint64_t seed) {
   auto store = std::make_shared<gloo::rendezvous::FileStore>(dir);
-  auto comm = dist::NcclCommunicator::create(*store, rank, world, rank, std::chrono::seconds(60));
+  auto comm = dist::NcclCommunicator::create(*store, rank, world, rank, std::chrono::seconds(20));
+  std::cerr << "rank " << rank << ": communicator ready\n";
   const int64_t n = 1024 * world;
   std::vector<Tensor> all;
   for (int r = 0; r < world; ++r) all.push_back(host_input(seed, r, n));
@@ -72,8 +73,10 @@ int rank_main(const std::string& dir, int rank, int world, uint64_t seed) {
     std::cerr << "rank " << rank << ": graph capture failed\n";
     return 1;
   }
+  std::cerr << "rank " << rank << ": graph captured\n";
   for (int rep = 0; rep < 2; ++rep) cudaGraphLaunch(exec, s);
   comm->wait();
+  std::cerr << "rank " << rank << ": graph replayed\n";
   auto fetch = [](const DeviceBuf& b) {
     Tensor h = Tensor::empty(DType::f32, b.t.shape());
     cudaMemcpy(h.raw(), b.t.raw(), h.nbytes(), cudaMemcpyDeviceToHost);
@@ -94,6 +97,11 @@ int rank_main(const std::string& dir, int rank, int world, uint64_t seed) {
   for (int r = 0; r < world; ++r)
     for (int64_t i = 0; i < n; ++i) bad += h_ag.data<float>()[r * n + i] != all[size_t(r)].data<float>()[i];
   if (bad) std::cerr << "rank " << rank << ": " << bad << " wrong elements\n";
+  // Tear down in order: the graph holds NCCL kernels, then the communicator (collective finalize).
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  comm.reset();
+  std::cerr << "rank " << rank << ": communicator closed, " << bad << " wrong elements\n";
   return bad ? 1 : 0;
 }
 
