@@ -1,9 +1,23 @@
 #include <chrono>
 #include <iostream>
 
+#include "core/npy.h"
+#include "parallel/tp_plan.h"
+
 #include "tools/cli.h"
 
 namespace tessera::cli {
+
+namespace {
+// model.tsr → model.rank1.tsr; "{rank}" in the path is replaced instead when present.
+std::string shard_path(const std::string& out, int64_t rank) {
+  std::string p = out;
+  if (size_t at = p.find("{rank}"); at != std::string::npos) return p.replace(at, 6, std::to_string(rank));
+  size_t dot = p.rfind('.'), slash = p.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return p + ".rank" + std::to_string(rank);
+  return p.substr(0, dot) + ".rank" + std::to_string(rank) + p.substr(dot);
+}
+}  // namespace
 
 void add_build(CLI::App& app) {
   auto* cmd = app.add_subcommand("build", "Compile an ONNX model into an engine file (.tsr)");
@@ -11,7 +25,8 @@ void add_build(CLI::App& app) {
     std::string model, out, dump;
     std::vector<std::string> shapes;
     bool verbose = false, no_fuse = false;
-    std::string distributed = "auto";
+    std::string distributed = "auto", plan;
+    int64_t tp = 1;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("model", o->model, "ONNX model (external data files next to it)")->required();
@@ -21,6 +36,9 @@ void add_build(CLI::App& app) {
   cmd->add_flag("-v,--verbose", o->verbose, "log each pass");
   cmd->add_option("--distributed", o->distributed, "use_distributed_mode: compile collective ops as graph nodes")
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
+  cmd->add_option("--tp", o->tp, "tensor-parallel degree: write one engine per rank (model.rank<r>.tsr, or {rank} in -o)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--plan", o->plan, "TP plan (JSON: module pattern -> colwise/rowwise/replicate with layouts)");
   cmd->add_flag("--no-fuse-distributed-ops", o->no_fuse, "keep collectives as start/wait pairs (fuse_distributed_ops=false)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -30,11 +48,22 @@ void add_build(CLI::App& app) {
     s.verbose = o->verbose;
     s.use_distributed_mode = o->distributed;
     s.fuse_distributed_ops = !o->no_fuse;
-    Engine e = Engine::build_onnx(o->model, s);
-    e.save(o->out);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::cout << "built " << o->out << ": " << e.graph().nodes().size() << " nodes, " << e.graph().constant_bytes()
-              << " bytes of weights, target " << s.target << " (" << ms << " ms)\n";
+    if (o->tp > 1 && o->plan.empty()) fail(ErrorKind::InvalidArgument, "--tp ", o->tp, " needs --plan plan.json");
+    if (o->tp == 1 && !o->plan.empty()) fail(ErrorKind::InvalidArgument, "--plan needs --tp N (N > 1)");
+    if (!o->plan.empty()) {
+      s.plan_json = read_file(o->plan);
+      parallel::Plan::from_json(s.plan_json, o->plan);  // errors name the plan file before any build
+    }
+    s.tp_degree = o->tp;
+    for (int64_t r = 0; r < o->tp; ++r) {
+      s.tp_rank = r;
+      Engine e = Engine::build_onnx(o->model, s);
+      std::string out = o->tp == 1 ? o->out : shard_path(o->out, r);
+      e.save(out);
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      std::cout << "built " << out << ": " << e.graph().nodes().size() << " nodes, " << e.graph().constant_bytes()
+                << " bytes of weights, target " << s.target << (o->tp > 1 ? str(", TP rank ", r, " of ", o->tp) : "") << " (" << ms << " ms)\n";
+    }
   });
 }
 

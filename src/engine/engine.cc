@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "frontend/onnx/importer.h"
+#include "parallel/shard.h"
 #include "passes/pass_manager.h"
 
 namespace tessera {
@@ -41,6 +42,11 @@ Engine Engine::build(Graph g, const Settings& settings) {
                  "graph nodes anyway and need `tessera launch` to run. Build with --distributed on (use_distributed_mode=on) "
                  "to silence this.\n";
   PassManager pm(settings.dump_dir, settings.verbose);
+  if (settings.tp_degree > 1) {
+    parallel::Plan plan = parallel::Plan::from_json(settings.plan_json, "plan");
+    parallel::ShardOptions opt{int(settings.tp_rank), int(settings.tp_degree), settings.tp_group};
+    pm.add({"apply_tp_plan", [plan, opt](Graph& graph) { parallel::apply_tp_plan(graph, plan, opt); }});
+  }
   for (Pass& p : default_passes(settings)) pm.add(std::move(p));
   pm.run(g);
   return Engine(std::make_unique<Graph>(std::move(g)), settings, tessera_version());
@@ -48,6 +54,28 @@ Engine Engine::build(Graph g, const Settings& settings) {
 
 Engine Engine::build_onnx(const std::string& model_path, const Settings& settings) {
   return build(onnx::import_model(model_path), settings);
+}
+
+namespace {
+void check_tp_shard(const Settings& s, const dist::Communicator& c) {
+  if (s.tp_degree <= 1) return;
+  if (c.size() != s.tp_degree)
+    fail(ErrorKind::InvalidArgument, "this engine is a shard of a TP-", s.tp_degree, " build, but the ", s.tp_group.empty() ? "job" : "'" + s.tp_group + "' group",
+         " has ", c.size(), " ranks; rebuild with --tp ", c.size());
+  if (c.rank() != s.tp_rank)
+    fail(ErrorKind::InvalidArgument, "this engine holds TP rank ", s.tp_rank, "'s shard, but it is loaded by rank ", c.rank(),
+         "; give each rank its own file (e.g. model.rank{rank}.tsr)");
+}
+}  // namespace
+
+void Engine::set_communicator(std::shared_ptr<dist::Communicator> world) {
+  if (settings_.tp_group.empty() && world) check_tp_shard(settings_, *world);
+  comms_.world = std::move(world);
+}
+
+void Engine::set_group(const std::string& name, std::shared_ptr<dist::Communicator> c) {
+  if (name == settings_.tp_group && c) check_tp_shard(settings_, *c);
+  comms_.groups[name] = std::move(c);
 }
 
 std::map<std::string, Tensor> Engine::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer) const {

@@ -29,8 +29,10 @@ class Engine {
 
   // Communicators for collective nodes: the world, and named mesh axes
   // ("tp", "dp") that nodes select with their `group` attribute.
-  void set_communicator(std::shared_ptr<dist::Communicator> world) { comms_.world = std::move(world); }
-  void set_group(const std::string& name, std::shared_ptr<dist::Communicator> c) { comms_.groups[name] = std::move(c); }
+  // A tensor-parallel engine refuses a communicator whose rank or size is not
+  // the shard it was built for.
+  void set_communicator(std::shared_ptr<dist::Communicator> world);
+  void set_group(const std::string& name, std::shared_ptr<dist::Communicator> c);
 
   const Graph& graph() const { return *graph_; }
   const Settings& settings() const { return settings_; }

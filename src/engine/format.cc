@@ -92,7 +92,8 @@ json graph_to_json(const Graph& g, Blob& blob) {
 json settings_to_json(const Settings& s) {
   return {{"target", s.target}, {"use_explicit_typing", s.use_explicit_typing}, {"min_block_size", s.min_block_size},
           {"input_shapes", s.input_shapes}, {"use_distributed_mode", s.use_distributed_mode},
-          {"fuse_distributed_ops", s.fuse_distributed_ops}};
+          {"fuse_distributed_ops", s.fuse_distributed_ops}, {"tp_degree", s.tp_degree}, {"tp_rank", s.tp_rank},
+          {"plan", s.plan_json}, {"tp_group", s.tp_group}};
 }
 
 Settings settings_from_json(const json& j) {
@@ -103,6 +104,10 @@ Settings settings_from_json(const json& j) {
   s.input_shapes = j.at("input_shapes").get<std::map<std::string, Shape>>();
   s.use_distributed_mode = j.at("use_distributed_mode");
   s.fuse_distributed_ops = j.at("fuse_distributed_ops");
+  s.tp_degree = j.at("tp_degree");
+  s.tp_rank = j.at("tp_rank");
+  s.plan_json = j.at("plan");
+  s.tp_group = j.at("tp_group");
   return s;
 }
 

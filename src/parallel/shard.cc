@@ -1,0 +1,247 @@
+#include "parallel/shard.h"
+
+#include <set>
+#include <unordered_map>
+
+#include "core/error.h"
+
+namespace tessera::parallel {
+
+namespace {
+
+// One linear layer as exporters emit it.
+struct Linear {
+  Node* node = nullptr;
+  std::string path;        // module path, e.g. "layers.0.mlp.fc1"
+  Value* weight = nullptr; // the initializer (2-D)
+  int out_dim = 0;         // dim of `weight` holding output features
+  Value* bias = nullptr;   // initializer, or null
+  Node* bias_add = nullptr;  // MatMul's following Add, if the bias lives there
+};
+
+std::string path_from_node_name(const std::string& name) {
+  // "/layers.0/mlp/fc1/Gemm" → "layers.0.mlp.fc1"
+  std::string s = name.starts_with("/") ? name.substr(1) : name;
+  size_t last = s.rfind('/');
+  if (last == std::string::npos) return "";
+  s.resize(last);
+  for (char& c : s) if (c == '/') c = '.';
+  return s;
+}
+
+std::vector<Node*> consumers(const Graph& g, const Value* v) {
+  std::vector<Node*> out;
+  for (auto& n : g.nodes())
+    for (Value* in : n->inputs)
+      if (in == v) { out.push_back(n.get()); break; }
+  return out;
+}
+
+std::optional<Linear> as_linear(const Graph& g, Node& n) {
+  if ((n.op != "Gemm" && n.op != "MatMul") || !n.input(1)) return std::nullopt;
+  Linear l;
+  l.node = &n;
+  Value* b = n.input(1);
+  bool w_is_out_in = n.op == "Gemm" && n.attrs.get_int("transB", 0);
+  if (!b->constant && b->producer && b->producer->op == "Transpose" && b->producer->input(0) &&
+      b->producer->input(0)->constant) {
+    auto perm = b->producer->attrs.get_ints("perm", {1, 0});
+    if (perm != std::vector<int64_t>{1, 0}) return std::nullopt;
+    b = b->producer->input(0);
+    w_is_out_in = !w_is_out_in;
+  }
+  if (!b->constant || b->constant->rank() != 2) return std::nullopt;
+  if (n.op == "Gemm" && n.attrs.get_int("transA", 0)) return std::nullopt;
+  l.weight = b;
+  l.out_dim = w_is_out_in ? 0 : 1;
+  l.path = b->name.ends_with(".weight") ? b->name.substr(0, b->name.size() - 7) : path_from_node_name(n.name);
+  if (n.op == "Gemm" && n.input(2) && n.input(2)->constant) l.bias = n.input(2);
+  if (n.op == "MatMul") {
+    auto users = consumers(g, n.outputs[0]);
+    if (users.size() == 1 && users[0]->op == "Add") {
+      Node* add = users[0];
+      Value* other = add->input(0) == n.outputs[0] ? add->input(1) : add->input(0);
+      if (other && other->constant && other->constant->rank() == 1) l.bias = other, l.bias_add = add;
+    }
+  }
+  return l;
+}
+
+// Chunk `rank` of `t` along `dim` (copy).
+Tensor chunk(const Tensor& t, int64_t dim, int rank, int degree, const std::string& what) {
+  int64_t n = t.dim(dim);
+  if (n % degree) fail(ErrorKind::InvalidArgument, what, ": dim ", dim, " of ", to_string(t.shape()), " does not divide by the TP degree ", degree);
+  Shape s = t.shape();
+  s[size_t(dim)] = n / degree;
+  Tensor out = Tensor::empty(t.dtype(), s);
+  int64_t outer = 1, inner = int64_t(dtype_size(t.dtype()));
+  for (int64_t i = 0; i < dim; ++i) outer *= t.dim(i);
+  for (int64_t i = dim + 1; i < t.rank(); ++i) inner *= t.dim(i);
+  size_t row = size_t(s[size_t(dim)] * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(static_cast<char*>(out.raw()) + size_t(o) * row,
+                static_cast<const char*>(t.raw()) + size_t(o * n * inner) + size_t(rank) * row, row);
+  return out;
+}
+
+// A constant shared by several nodes must not be sliced twice: slice a private copy.
+void set_sliced(Graph& g, Node& user, Value*& slot, Tensor t) {
+  Value* v = g.add_constant(g.unique_name(slot->name + ".shard"), std::move(t));
+  for (Value*& in : user.inputs)
+    if (in == slot) in = v;
+  slot = v;
+}
+
+Node* insert_collective(Graph& g, const std::string& op, Value* in, Value* out, const ShardOptions& opt, int64_t axis,
+                        const std::string& name) {
+  Attributes a;
+  a.set("group_size", int64_t(opt.degree));
+  a.set("reduce", std::string("sum"));
+  a.set("axis", axis);
+  if (!opt.group.empty()) a.set("group", opt.group);
+  return g.add_node(op, g.unique_name(name), {in}, {out}, a);
+}
+
+// Give the value read by `user` at `slot` a collective in front: user reads the new value.
+void collective_before(Graph& g, Node& user, size_t slot, const std::string& op, int64_t axis, const ShardOptions& opt) {
+  Value* in = user.inputs[slot];
+  Value* out = g.add_value(g.unique_name(in->name + "." + op), in->dtype, {});
+  out->rank_known = false;
+  insert_collective(g, op, in, out, opt, axis, user.name + "/" + op);
+  user.inputs[slot] = out;
+}
+
+// Move `produced` behind a new op: its producer now writes a fresh value,
+// which feeds the op, and the op writes `produced` (so its name and its users,
+// graph outputs included, stay). Returns the fresh value.
+Value* detach(Graph& g, Value* produced, const std::string& suffix) {
+  Node* p = produced->producer;
+  Value* fresh = g.add_value(g.unique_name(produced->name + suffix), produced->dtype, {});
+  fresh->rank_known = false;
+  for (Value*& o : p->outputs)
+    if (o == produced) o = fresh;
+  fresh->producer = p;
+  return fresh;
+}
+
+void collective_after(Graph& g, Value* produced, const std::string& op, int64_t axis, const ShardOptions& opt, const std::string& name) {
+  Value* in = detach(g, produced, ".local");
+  insert_collective(g, op, in, produced, opt, axis, name);
+}
+
+void shard_graph_input(Graph& g, Value* v, int64_t dim, const ShardOptions& opt, const std::string& who) {
+  if (std::find(g.inputs.begin(), g.inputs.end(), v) == g.inputs.end() || !v->rank_known) return;
+  int64_t d = dim < 0 ? dim + int64_t(v->shape.size()) : dim;
+  int64_t& ext = v->shape.at(size_t(d));
+  if (ext < 0) return;
+  if (ext % opt.degree) fail(ErrorKind::InvalidArgument, who, ": input '", v->name, "' dim ", d, " (", ext, ") does not divide by the TP degree ", opt.degree);
+  ext /= opt.degree;
+}
+
+// Apply one matched entry; returns the value that carries Shard(-1) (colwise) or null.
+Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt) {
+  std::string who = "node '" + l.node->name + "' (" + l.path + ", " + style_name(e.style) + ")";
+  Node& n = *l.node;
+  int in_dim = 1 - l.out_dim;
+  if (e.style == Style::colwise) {
+    Value*& wslot = n.inputs[1]->constant ? n.inputs[1] : n.inputs[1]->producer->inputs[0];
+    Node& wuser = n.inputs[1]->constant ? n : *n.inputs[1]->producer;
+    set_sliced(g, wuser, wslot, chunk(*l.weight->constant, l.out_dim, opt.rank, opt.degree, who));
+    if (l.bias) set_sliced(g, l.bias_add ? *l.bias_add : n, l.bias, chunk(*l.bias->constant, 0, opt.rank, opt.degree, who));
+    if (e.input_layout && e.input_layout->sharded) {
+      shard_graph_input(g, n.inputs[0], e.input_layout->dim, opt, who);
+      collective_before(g, n, 0, "AllGather", e.input_layout->dim, opt);
+    }
+    Value* out = l.bias_add ? l.bias_add->outputs[0] : n.outputs[0];
+    if (e.output_layout && !e.output_layout->sharded) {
+      collective_after(g, out, "AllGather", -1, opt, n.name + "/AllGather");
+      return nullptr;
+    }
+    if (e.output_layout && e.output_layout->dim != -1)
+      fail(ErrorKind::Unsupported, who, ": colwise output_layouts ", e.output_layout->str(), " (only Shard(-1) or Replicate())");
+    return out;
+  }
+  if (e.style == Style::rowwise) {
+    if (e.input_layout && !(e.input_layout->sharded && e.input_layout->dim == -1))
+      fail(ErrorKind::Unsupported, who, ": rowwise input_layouts ", e.input_layout->str(), " (only Shard(-1), the default)");
+    Value*& wslot = n.inputs[1]->constant ? n.inputs[1] : n.inputs[1]->producer->inputs[0];
+    Node& wuser = n.inputs[1]->constant ? n : *n.inputs[1]->producer;
+    set_sliced(g, wuser, wslot, chunk(*l.weight->constant, in_dim, opt.rank, opt.degree, who));
+    // The bias is added once, after the reduction.
+    Value* bias = l.bias;
+    Value* partial = n.outputs[0];
+    if (bias && !l.bias_add) n.inputs.resize(2);
+    bool scatter = e.output_layout && e.output_layout->sharded;
+    std::string op = scatter ? "ReduceScatter" : "AllReduce";
+    if (bias && !l.bias_add) {  // Gemm's bias: an Add after the collective
+      Value* unbiased = detach(g, partial, ".unbiased");
+      g.add_node("Add", g.unique_name(n.name + "/bias"), {unbiased, bias}, {partial});
+      partial = unbiased;
+    }
+    collective_after(g, partial, op, scatter ? e.output_layout->dim : 0, opt, n.name + "/" + op);
+    return nullptr;
+  }
+  return nullptr;  // replicate: every rank holds the whole layer
+}
+
+const std::set<std::string> kElementwise = {
+    "Relu", "Gelu", "Tanh", "Sigmoid", "Erf", "Neg", "Abs", "Exp", "Log", "Sqrt", "Cast", "Identity", "Dropout",
+    "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Softplus", "Mish", "Reciprocal", "Add", "Sub", "Mul", "Div",
+    "Pow", "Max", "Min", "Where", "Clip", "Sin", "Cos", "Sign", "Floor", "Ceil", "Round", "Selu", "Celu", "Softsign"};
+
+// Follow Shard(-1) activations from colwise layers; anything that reads one
+// must be a rowwise layer or provably elementwise on the shard.
+void check_layouts(const Graph& g, const std::unordered_map<const Value*, std::string>& seeds,
+                   const std::set<const Node*>& rowwise) {
+  std::unordered_map<const Value*, std::string> sharded = seeds;  // value → the colwise layer it came from
+  for (auto& n : g.nodes()) {
+    std::string from;
+    for (Value* in : n->inputs)
+      if (in && sharded.count(in)) from = sharded[in];
+    if (from.empty() || rowwise.count(n.get())) continue;
+    if (n->op == "AllGather") continue;  // back to replicated
+    bool ok = kElementwise.count(n->op) != 0;
+    for (Value* in : n->inputs)  // every other operand must broadcast (size 1) along the last dim, or be sharded too
+      if (ok && in && !sharded.count(in) && in->rank_known && !in->shape.empty() && in->shape.back() != 1) ok = false;
+    if (!ok)
+      fail(ErrorKind::InvalidArgument, "node '", n->name, "' (", n->op, ") reads an activation sharded along its last dim by the plan (from colwise '",
+           from, "'); tessera cannot prove this op correct on a shard: end the sharded region with a rowwise layer first, or change the plan");
+    for (Value* o : n->outputs)
+      if (o) sharded[o] = from;
+  }
+  for (const Value* o : g.outputs)
+    if (sharded.count(o))
+      fail(ErrorKind::InvalidArgument, "graph output '", o->name, "' would hold only this rank's shard (sharded by colwise '", sharded[o],
+           "'); end the region with a rowwise layer or give the colwise layer output_layouts=Replicate()");
+}
+
+}  // namespace
+
+void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
+  if (opt.degree < 1 || opt.rank < 0 || opt.rank >= opt.degree)
+    fail(ErrorKind::InvalidArgument, "TP rank ", opt.rank, " of degree ", opt.degree, " is out of range");
+  std::vector<Linear> sites;
+  std::set<const PlanEntry*> used;
+  for (auto& n : g.mutable_nodes())
+    if (auto l = as_linear(g, *n)) sites.push_back(*l);
+  std::unordered_map<const Value*, std::string> seeds;
+  std::set<const Node*> rowwise;
+  for (Linear& l : sites) {
+    const PlanEntry* e = plan.match(l.path);
+    if (!e) continue;
+    used.insert(e);
+    if (e->style == Style::rowwise) rowwise.insert(l.node);
+    if (Value* v = apply(g, l, *e, opt)) seeds[v] = l.path;
+  }
+  for (const PlanEntry& e : plan.entries)
+    if (!used.count(&e)) {
+      std::string names;
+      for (size_t i = 0; i < sites.size() && i < 8; ++i) names += (i ? ", " : "") + sites[i].path;
+      fail(ErrorKind::InvalidArgument, "plan entry '", e.pattern, "' matches no linear layer of the model (its linear layers: ",
+           names.empty() ? "none" : names, sites.size() > 8 ? ", ..." : "", ")");
+    }
+  g.toposort();
+  check_layouts(g, seeds, rowwise);
+}
+
+}  // namespace tessera::parallel

@@ -1,0 +1,31 @@
+// Apply a tensor-parallel plan to a graph for one rank: slice the weights of
+// the linear layers the plan names (Gemm, or MatMul with an optional bias Add,
+// weight given directly or through a Transpose), insert the collectives the
+// layouts imply, then check that every op reading a sharded activation is
+// provably correct on a shard. Runs on the imported graph, before folding.
+//
+//   colwise                 W split along its output features; activation out: Shard(-1)
+//     input_layouts=Shard(d)   all-gathers the input along d first
+//     output_layouts=Replicate() all-gathers the output along the last dim
+//   rowwise                 W split along its input features; partial sums then
+//     output Replicate()       all-reduce (default), then the bias
+//     output_layouts=Shard(d)  reduce-scatter along d, then the bias
+#pragma once
+#include <string>
+
+#include "ir/graph.h"
+#include "parallel/tp_plan.h"
+
+namespace tessera::parallel {
+
+struct ShardOptions {
+  int rank = 0;
+  int degree = 1;
+  std::string group;  // collective group attribute: "" = world, "tp" on a 2-D mesh
+};
+
+// Throws with the node's name when a layout cannot be proven correct, when a
+// dimension does not divide by the degree, or when a plan entry matches nothing.
+void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt);
+
+}  // namespace tessera::parallel

@@ -1,0 +1,48 @@
+// Tensor-parallel plans, after DTensor's parallelize_module: module-name
+// patterns mapped to a style and layouts.
+//
+//   {"in_proj":  {"style": "colwise", "input_layouts": "Shard(0)"},
+//    "out_proj": {"style": "rowwise", "output_layouts": "Shard(0)"},
+//    "layers.*.mlp.fc1": "colwise"}
+//
+// A pattern matches a module path (PyTorch's dotted names, as exporters keep
+// them in initializer names "fc1.weight" and node names "/fc1/Gemm"); `*`
+// matches one path component.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera::parallel {
+
+enum class Style { colwise, rowwise, replicate };
+
+// Shard(d) or Replicate().
+struct Layout {
+  bool sharded = false;
+  int64_t dim = 0;
+  static Layout parse(const std::string& text, const std::string& where);
+  std::string str() const;
+};
+
+struct PlanEntry {
+  std::string pattern;
+  Style style = Style::colwise;
+  std::optional<Layout> input_layout;   // default: Replicate()
+  std::optional<Layout> output_layout;  // colwise: Shard(-1); rowwise: Replicate()
+  bool use_local_output = true;
+};
+
+struct Plan {
+  std::vector<PlanEntry> entries;
+  static Plan from_json(const std::string& text, const std::string& source);
+  static Plan from_file(const std::string& path);
+  std::string to_json() const;
+  // The first entry whose pattern matches `module_path`, or null.
+  const PlanEntry* match(const std::string& module_path) const;
+};
+
+bool pattern_matches(const std::string& pattern, const std::string& path);
+const char* style_name(Style s);
+
+}  // namespace tessera::parallel
