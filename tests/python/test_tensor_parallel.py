@@ -1,0 +1,115 @@
+"""Tensor parallelism on CPU ranks (gloo): the seed's simple example, the MLP
+fixtures sharded by a hand-written plan against the single-rank run, and the
+errors a user gets for plans and engines that do not fit."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import onnx.helper as h
+import pytest
+from onnx import TensorProto as T, numpy_helper
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+BIN = os.environ.get("TESSERA_BIN", os.path.join(ROOT, "build", "tessera"))
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(BIN)), "tensor_parallel_simple_example")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+def run(*args, timeout=180):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+
+def rel_l2(a, b):
+    assert np.isfinite(a).all()
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_seed_simple_example(world):
+    p = run(BIN, "launch", "--nproc-per-node", world, "--", EXAMPLE)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("rel. L2 vs single rank") == world
+
+
+@pytest.mark.parametrize("fixture", ["mlp_torchscript", "mlp_dynamo"])
+@pytest.mark.parametrize("world", [2, 4])
+def test_mlp_fixture_matches_single_rank(tmp_path, fixture, world):
+    model = os.path.join(FIXTURES, fixture + ".onnx")
+    (tmp_path / "plan.json").write_text(json.dumps({"0": "colwise", "2": {"style": "rowwise"}}))
+    x = np.random.randn(4, 64).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert run(BIN, "build", model, "-o", tmp_path / "one.tsr").returncode == 0
+    assert run(BIN, "run", tmp_path / "one.tsr", "--input", f"x={tmp_path}/x.npy", "-o", tmp_path / "one.npz").returncode == 0
+    p = run(BIN, "build", model, "-o", f"{tmp_path}/tp{{rank}}.tsr", "--tp", world, "--plan", tmp_path / "plan.json")
+    assert p.returncode == 0, p.stderr
+    np.savez(tmp_path / "tp.npz", y=np.full((4, 64), np.nan, np.float32))  # poison
+    p = run(BIN, "launch", "--nproc-per-node", world, "--", "sh", "-c",
+            f"exec {BIN} run {tmp_path}/tp$RANK.tsr --input x={tmp_path}/x.npy -o {tmp_path}/tp.npz")
+    assert p.returncode == 0, p.stdout + p.stderr
+    one, tp = np.load(tmp_path / "one.npz"), np.load(tmp_path / "tp.npz")
+    assert list(one.keys()) == list(tp.keys())
+    for k in one:
+        assert rel_l2(tp[k], one[k]) <= 1e-5
+
+
+def two_layer_model(path, middle="Relu"):
+    """x[4,8] → MatMul(fc1.weight[8,16]) → middle → MatMul(fc2.weight[16,8])."""
+    w1 = numpy_helper.from_array(np.random.randn(8, 16).astype(np.float32), "fc1.weight")
+    w2 = numpy_helper.from_array(np.random.randn(16, 8).astype(np.float32), "fc2.weight")
+    nodes = [h.make_node("MatMul", ["x", "fc1.weight"], ["a"], name="/fc1/MatMul"),
+             h.make_node(middle, ["a"], ["b"], name="/act/" + middle),
+             h.make_node("MatMul", ["b", "fc2.weight"], ["y"], name="/fc2/MatMul")]
+    g = h.make_graph(nodes, "two", [h.make_tensor_value_info("x", T.FLOAT, [4, 8])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [4, 8])], [w1, w2])
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 18)]), path)
+
+
+def build_tp(tmp_path, plan, middle="Relu", tp=2):
+    two_layer_model(str(tmp_path / "m.onnx"), middle)
+    (tmp_path / "plan.json").write_text(plan if isinstance(plan, str) else json.dumps(plan))
+    return run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "m.tsr", "--tp", tp, "--plan", tmp_path / "plan.json")
+
+
+def assert_one_line_error(p, *needles):
+    assert p.returncode != 0
+    lines = [l for l in p.stderr.splitlines() if l.startswith("tessera: error:")]
+    assert len(lines) == 1, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_unprovable_layout_names_the_node(tmp_path):
+    p = build_tp(tmp_path, {"fc1": "colwise", "fc2": "rowwise"}, middle="Softmax")
+    assert_one_line_error(p, "/act/Softmax", "cannot prove")
+    assert not list(tmp_path.glob("*.tsr"))
+
+
+def test_sharded_graph_output_is_refused(tmp_path):
+    assert_one_line_error(build_tp(tmp_path, {"fc2": "colwise"}), "graph output 'y'", "rowwise")
+
+
+def test_plan_entry_matching_nothing(tmp_path):
+    assert_one_line_error(build_tp(tmp_path, {"fc1": "colwise", "fc2": "rowwise", "mlp.*": "colwise"}),
+                          "'mlp.*' matches no linear layer", "fc1, fc2")
+
+
+def test_bad_plan_files(tmp_path):
+    assert_one_line_error(build_tp(tmp_path, "{not json"), "plan.json", "not valid JSON")
+    assert_one_line_error(build_tp(tmp_path, {"fc1": "diagonal"}), "unknown style 'diagonal'")
+    assert_one_line_error(build_tp(tmp_path, {"fc1": {"style": "colwise", "input_layouts": "Shard(x)"}}), "Shard(x)")
+    assert_one_line_error(build_tp(tmp_path, {"fc1": "colwise", "fc2": "rowwise"}, tp=3), "does not divide by the TP degree 3")
+    p = run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "m.tsr", "--tp", 2)
+    assert_one_line_error(p, "--plan")
+
+
+def test_wrong_rank_or_degree_is_refused(tmp_path):
+    assert build_tp(tmp_path, {"fc1": "colwise", "fc2": "rowwise"}).returncode == 0
+    np.save(tmp_path / "x.npy", np.ones((4, 8), np.float32))
+    p = run(BIN, "launch", "--nproc-per-node", 2, "--", BIN, "run", tmp_path / "m.rank0.tsr",
+            "--input", f"x={tmp_path}/x.npy", "-o", tmp_path / "o.npz")
+    assert p.returncode != 0 and "holds TP rank 0's shard, but it is loaded by rank 1" in p.stdout + p.stderr
+    p = run(BIN, "launch", "--nproc-per-node", 3, "--", BIN, "run", tmp_path / "m.rank0.tsr",
+            "--input", f"x={tmp_path}/x.npy", "-o", tmp_path / "o.npz")
+    assert p.returncode != 0 and "TP-2 build" in p.stdout + p.stderr
