@@ -43,8 +43,11 @@ Engine Engine::build(Graph g, const Settings& settings) {
                  "to silence this.\n";
   PassManager pm(settings.dump_dir, settings.verbose);
   if (settings.tp_degree > 1) {
+    // Sharding needs the global shapes: fold and infer first, then again on the shards.
     parallel::Plan plan = parallel::Plan::from_json(settings.plan_json, "plan");
     parallel::ShardOptions opt{int(settings.tp_rank), int(settings.tp_degree), settings.tp_group};
+    pm.add({"fold_constants", fold_constants});
+    pm.add({"infer_shapes", infer_shapes});
     pm.add({"apply_tp_plan", [plan, opt](Graph& graph) { parallel::apply_tp_plan(graph, plan, opt); }});
   }
   for (Pass& p : default_passes(settings)) pm.add(std::move(p));

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "parallel/propagate.h"
 
 namespace tessera::parallel {
 
@@ -116,8 +117,8 @@ void collective_before(Graph& g, Node& user, size_t slot, const std::string& op,
 // graph outputs included, stay). Returns the fresh value.
 Value* detach(Graph& g, Value* produced, const std::string& suffix) {
   Node* p = produced->producer;
-  Value* fresh = g.add_value(g.unique_name(produced->name + suffix), produced->dtype, {});
-  fresh->rank_known = false;
+  Value* fresh = g.add_value(g.unique_name(produced->name + suffix), produced->dtype, produced->shape);
+  fresh->rank_known = produced->rank_known;
   for (Value*& o : p->outputs)
     if (o == produced) o = fresh;
   fresh->producer = p;
@@ -184,37 +185,6 @@ Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt) {
   return nullptr;  // replicate: every rank holds the whole layer
 }
 
-const std::set<std::string> kElementwise = {
-    "Relu", "Gelu", "Tanh", "Sigmoid", "Erf", "Neg", "Abs", "Exp", "Log", "Sqrt", "Cast", "Identity", "Dropout",
-    "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Softplus", "Mish", "Reciprocal", "Add", "Sub", "Mul", "Div",
-    "Pow", "Max", "Min", "Where", "Clip", "Sin", "Cos", "Sign", "Floor", "Ceil", "Round", "Selu", "Celu", "Softsign"};
-
-// Follow Shard(-1) activations from colwise layers; anything that reads one
-// must be a rowwise layer or provably elementwise on the shard.
-void check_layouts(const Graph& g, const std::unordered_map<const Value*, std::string>& seeds,
-                   const std::set<const Node*>& rowwise) {
-  std::unordered_map<const Value*, std::string> sharded = seeds;  // value → the colwise layer it came from
-  for (auto& n : g.nodes()) {
-    std::string from;
-    for (Value* in : n->inputs)
-      if (in && sharded.count(in)) from = sharded[in];
-    if (from.empty() || rowwise.count(n.get())) continue;
-    if (n->op == "AllGather") continue;  // back to replicated
-    bool ok = kElementwise.count(n->op) != 0;
-    for (Value* in : n->inputs)  // every other operand must broadcast (size 1) along the last dim, or be sharded too
-      if (ok && in && !sharded.count(in) && in->rank_known && !in->shape.empty() && in->shape.back() != 1) ok = false;
-    if (!ok)
-      fail(ErrorKind::InvalidArgument, "node '", n->name, "' (", n->op, ") reads an activation sharded along its last dim by the plan (from colwise '",
-           from, "'); tessera cannot prove this op correct on a shard: end the sharded region with a rowwise layer first, or change the plan");
-    for (Value* o : n->outputs)
-      if (o) sharded[o] = from;
-  }
-  for (const Value* o : g.outputs)
-    if (sharded.count(o))
-      fail(ErrorKind::InvalidArgument, "graph output '", o->name, "' would hold only this rank's shard (sharded by colwise '", sharded[o],
-           "'); end the region with a rowwise layer or give the colwise layer output_layouts=Replicate()");
-}
-
 }  // namespace
 
 void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
@@ -241,7 +211,7 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
            names.empty() ? "none" : names, sites.size() > 8 ? ", ..." : "", ")");
     }
   g.toposort();
-  check_layouts(g, seeds, rowwise);
+  propagate_shards(g, opt.degree, seeds, rowwise);
 }
 
 }  // namespace tessera::parallel

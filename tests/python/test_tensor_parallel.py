@@ -113,3 +113,52 @@ def test_wrong_rank_or_degree_is_refused(tmp_path):
     p = run(BIN, "launch", "--nproc-per-node", 3, "--", BIN, "run", tmp_path / "m.rank0.tsr",
             "--input", f"x={tmp_path}/x.npy", "-o", tmp_path / "o.npz")
     assert p.returncode != 0 and "TP-2 build" in p.stdout + p.stderr
+
+
+LLAMA_PLAN = {f"lm.model.layers.*.{m}": s for m, s in [
+    ("self_attn.q_proj", "colwise"), ("self_attn.k_proj", "colwise"), ("self_attn.v_proj", "colwise"),
+    ("self_attn.o_proj", "rowwise"), ("mlp.gate_proj", "colwise"), ("mlp.up_proj", "colwise"), ("mlp.down_proj", "rowwise")]}
+GPT2_MLP_PLAN = {"lm.transformer.h.*.mlp.c_fc": "colwise", "lm.transformer.h.*.mlp.c_proj": "rowwise"}
+
+
+def tp_vs_single(tmp_path, fixture, plan, world):
+    model = os.path.join(FIXTURES, fixture + ".onnx")
+    inputs = dict(np.load(os.path.join(FIXTURES, fixture + ".inputs.npz")))
+    np.savez(tmp_path / "in.npz", **inputs)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert run(BIN, "build", model, "-o", tmp_path / "single.tsr").returncode == 0
+    p = run(BIN, "run", tmp_path / "single.tsr", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "single.npz")
+    assert p.returncode == 0, p.stderr
+    p = run(BIN, "build", model, "-o", f"{tmp_path}/tp{{rank}}.tsr", "--tp", world, "--plan", tmp_path / "plan.json")
+    assert p.returncode == 0, p.stderr
+    p = run(BIN, "launch", "--nproc-per-node", world, "--", "sh", "-c",
+            f"exec {BIN} run {tmp_path}/tp$RANK.tsr --inputs {tmp_path}/in.npz -o {tmp_path}/tp.npz")
+    assert p.returncode == 0, p.stdout + p.stderr
+    one, tp = np.load(tmp_path / "single.npz"), np.load(tmp_path / "tp.npz")
+    for k in one:
+        assert rel_l2(tp[k], one[k]) <= 1e-5, k
+
+
+def test_llama_attention_and_mlp_tp2_matches_single_rank(tmp_path):
+    # Heads (4 query, 2 KV: GQA) split over 2 ranks: head reshapes and the KV expand are rewritten.
+    tp_vs_single(tmp_path, "llama_torchscript", LLAMA_PLAN, 2)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_gpt2_mlp_tp_matches_single_rank(tmp_path, world):
+    tp_vs_single(tmp_path, "gpt2_torchscript", GPT2_MLP_PLAN, world)
+
+
+def test_llama_more_ranks_than_kv_heads_is_refused(tmp_path):
+    (tmp_path / "plan.json").write_text(json.dumps(LLAMA_PLAN))
+    p = run(BIN, "build", os.path.join(FIXTURES, "llama_torchscript.onnx"), "-o", tmp_path / "m.tsr", "--tp", 4,
+            "--plan", tmp_path / "plan.json")
+    assert_one_line_error(p, "/self_attn/Expand", "does not divide by the TP degree")
+
+
+def test_gpt2_fused_qkv_colwise_is_refused_at_the_split(tmp_path):
+    (tmp_path / "plan.json").write_text(json.dumps({"lm.transformer.h.*.attn.c_attn": "colwise",
+                                                    "lm.transformer.h.*.attn.c_proj": "rowwise"}))
+    p = run(BIN, "build", os.path.join(FIXTURES, "gpt2_torchscript.onnx"), "-o", tmp_path / "m.tsr", "--tp", 2,
+            "--plan", tmp_path / "plan.json")
+    assert_one_line_error(p, "/attn/Split", "no sharding rule")

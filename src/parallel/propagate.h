@@ -1,0 +1,17 @@
+#pragma once
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "ir/graph.h"
+
+namespace tessera::parallel {
+
+// Follow sharded activations from `seeds` (each sharded along its last dim,
+// named by the colwise layer it came from) until the `stops` (rowwise layers)
+// and AllGathers; rewrites head counts in constant Reshape/Expand targets.
+// Throws naming the first node it cannot prove correct on a shard.
+void propagate_shards(Graph& g, int degree, const std::unordered_map<const Value*, std::string>& seeds,
+                      const std::set<const Node*>& stops);
+
+}  // namespace tessera::parallel
