@@ -2,7 +2,10 @@
 #include <iostream>
 
 #include "core/npy.h"
+#include "frontend/onnx/importer.h"
+#include "parallel/auto_plan.h"
 #include "parallel/tp_plan.h"
+#include "passes/pass_manager.h"
 
 #include "tools/cli.h"
 
@@ -18,6 +21,23 @@ std::string shard_path(const std::string& out, int64_t rank) {
   return p.substr(0, dot) + ".rank" + std::to_string(rank) + p.substr(dot);
 }
 }  // namespace
+
+// --plan auto: find the plan on the folded, shape-inferred model, write it
+// next to the engines (so it can be read and edited), and use it.
+std::string write_auto_plan(const std::string& model, const std::string& out, int64_t degree, const Settings& s) {
+  Graph g = onnx::import_model(model);
+  for (auto& [name, shape] : s.input_shapes)
+    for (Value* in : g.inputs)
+      if (in->name == name) in->shape = shape, in->rank_known = true;
+  fold_constants(g);
+  infer_shapes(g);
+  std::string plan = parallel::auto_plan(g, int(degree)).to_json();
+  std::string path = shard_path(out, -1);
+  path = path.substr(0, path.find(".rank-1")) + ".plan.json";
+  write_file_atomic(path, plan + "\n");
+  std::cout << "plan (auto): " << path << "\n";
+  return plan;
+}
 
 void add_build(CLI::App& app) {
   auto* cmd = app.add_subcommand("build", "Compile an ONNX model into an engine file (.tsr)");
@@ -38,7 +58,7 @@ void add_build(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   cmd->add_option("--tp", o->tp, "tensor-parallel degree: write one engine per rank (model.rank<r>.tsr, or {rank} in -o)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--plan", o->plan, "TP plan (JSON: module pattern -> colwise/rowwise/replicate with layouts)");
+  cmd->add_option("--plan", o->plan, "TP plan (JSON: module pattern -> colwise/rowwise/replicate with layouts), or 'auto' (written to <output>.plan.json)");
   cmd->add_flag("--no-fuse-distributed-ops", o->no_fuse, "keep collectives as start/wait pairs (fuse_distributed_ops=false)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -50,7 +70,9 @@ void add_build(CLI::App& app) {
     s.fuse_distributed_ops = !o->no_fuse;
     if (o->tp > 1 && o->plan.empty()) fail(ErrorKind::InvalidArgument, "--tp ", o->tp, " needs --plan plan.json");
     if (o->tp == 1 && !o->plan.empty()) fail(ErrorKind::InvalidArgument, "--plan needs --tp N (N > 1)");
-    if (!o->plan.empty()) {
+    if (o->plan == "auto") {
+      s.plan_json = write_auto_plan(o->model, o->out, o->tp, s);
+    } else if (!o->plan.empty()) {
       s.plan_json = read_file(o->plan);
       parallel::Plan::from_json(s.plan_json, o->plan);  // errors name the plan file before any build
     }

@@ -26,6 +26,7 @@ const std::set<std::string> kElementwise = {
 struct Ctx {
   Graph& g;
   int degree;
+  bool dry_run;
   std::unordered_map<const Value*, int64_t> dim;  // sharded value → its sharded dim
   std::unordered_map<const Value*, std::string> from;
 };
@@ -51,6 +52,7 @@ void divide_constant(Ctx& c, Node& n, size_t slot, int64_t at, const std::string
     if (t[size_t(at)] % c.degree) cannot(n, from, "dim " + std::to_string(at) + " (" + std::to_string(t[size_t(at)]) + ") does not divide by the TP degree");
     t[size_t(at)] /= c.degree;
   }
+  if (c.dry_run) return;
   Value* copy = c.g.add_constant(c.g.unique_name(v->name + ".shard"), Tensor::vector_i64(t).cast(v->constant->dtype()));
   n.inputs[slot] = copy;
 }
@@ -152,8 +154,8 @@ int64_t propagate_node(Ctx& c, Node& n, Value* in, int64_t d, const std::string&
 }  // namespace
 
 void propagate_shards(Graph& g, int degree, const std::unordered_map<const Value*, std::string>& seeds,
-                      const std::set<const Node*>& stops) {
-  Ctx c{g, degree, {}, {}};
+                      const std::set<const Node*>& stops, bool dry_run) {
+  Ctx c{g, degree, dry_run, {}, {}};
   for (auto& [v, name] : seeds) {
     c.dim[v] = int64_t(v->shape.size()) - 1;
     c.from[v] = name;

@@ -11,7 +11,8 @@ namespace tessera::parallel {
 // named by the colwise layer it came from) until the `stops` (rowwise layers)
 // and AllGathers; rewrites head counts in constant Reshape/Expand targets.
 // Throws naming the first node it cannot prove correct on a shard.
+// With `dry_run` nothing is rewritten: it only proves (or throws).
 void propagate_shards(Graph& g, int degree, const std::unordered_map<const Value*, std::string>& seeds,
-                      const std::set<const Node*>& stops);
+                      const std::set<const Node*>& stops, bool dry_run = false);
 
 }  // namespace tessera::parallel

@@ -10,16 +10,6 @@ namespace tessera::parallel {
 
 namespace {
 
-// One linear layer as exporters emit it.
-struct Linear {
-  Node* node = nullptr;
-  std::string path;        // module path, e.g. "layers.0.mlp.fc1"
-  Value* weight = nullptr; // the initializer (2-D)
-  int out_dim = 0;         // dim of `weight` holding output features
-  Value* bias = nullptr;   // initializer, or null
-  Node* bias_add = nullptr;  // MatMul's following Add, if the bias lives there
-};
-
 std::string path_from_node_name(const std::string& name) {
   // "/layers.0/mlp/fc1/Gemm" → "layers.0.mlp.fc1"
   std::string s = name.starts_with("/") ? name.substr(1) : name;
@@ -37,6 +27,12 @@ std::vector<Node*> consumers(const Graph& g, const Value* v) {
       if (in == v) { out.push_back(n.get()); break; }
   return out;
 }
+
+}  // namespace
+
+Value* Linear::output() const { return bias_add ? bias_add->outputs[0] : node->outputs[0]; }
+
+namespace {
 
 std::optional<Linear> as_linear(const Graph& g, Node& n) {
   if ((n.op != "Gemm" && n.op != "MatMul") || !n.input(1)) return std::nullopt;
@@ -56,6 +52,8 @@ std::optional<Linear> as_linear(const Graph& g, Node& n) {
   l.weight = b;
   l.out_dim = w_is_out_in ? 0 : 1;
   l.path = b->name.ends_with(".weight") ? b->name.substr(0, b->name.size() - 7) : path_from_node_name(n.name);
+  // Exporters that keep neither (dynamo's "val_50" weights, "node_linear" nodes): the weight's own name.
+  if (l.path.empty()) l.path = b->name;
   if (n.op == "Gemm" && n.input(2) && n.input(2)->constant) l.bias = n.input(2);
   if (n.op == "MatMul") {
     auto users = consumers(g, n.outputs[0]);
@@ -187,13 +185,18 @@ Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt) {
 
 }  // namespace
 
+std::vector<Linear> find_linears(const Graph& g) {
+  std::vector<Linear> out;
+  for (auto& n : g.nodes())
+    if (auto l = as_linear(g, *n)) out.push_back(*l);
+  return out;
+}
+
 void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
   if (opt.degree < 1 || opt.rank < 0 || opt.rank >= opt.degree)
     fail(ErrorKind::InvalidArgument, "TP rank ", opt.rank, " of degree ", opt.degree, " is out of range");
-  std::vector<Linear> sites;
+  std::vector<Linear> sites = find_linears(g);
   std::set<const PlanEntry*> used;
-  for (auto& n : g.mutable_nodes())
-    if (auto l = as_linear(g, *n)) sites.push_back(*l);
   std::unordered_map<const Value*, std::string> seeds;
   std::set<const Node*> rowwise;
   for (Linear& l : sites) {

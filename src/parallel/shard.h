@@ -24,6 +24,19 @@ struct ShardOptions {
   std::string group;  // collective group attribute: "" = world, "tp" on a 2-D mesh
 };
 
+// One linear layer as exporters emit it: a Gemm, or a MatMul with an optional
+// bias Add, whose weight is a 2-D initializer (directly or through a Transpose).
+struct Linear {
+  Node* node = nullptr;
+  std::string path;          // module path, e.g. "layers.0.mlp.fc1"
+  Value* weight = nullptr;   // the initializer
+  int out_dim = 0;           // dim of `weight` holding output features
+  Value* bias = nullptr;     // initializer, or null
+  Node* bias_add = nullptr;  // MatMul's following Add, if the bias lives there
+  Value* output() const;     // after the bias
+};
+std::vector<Linear> find_linears(const Graph& g);
+
 // Throws with the node's name when a layout cannot be proven correct, when a
 // dimension does not divide by the degree, or when a plan entry matches nothing.
 void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt);

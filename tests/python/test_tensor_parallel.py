@@ -125,14 +125,16 @@ def tp_vs_single(tmp_path, fixture, plan, world):
     model = os.path.join(FIXTURES, fixture + ".onnx")
     inputs = dict(np.load(os.path.join(FIXTURES, fixture + ".inputs.npz")))
     np.savez(tmp_path / "in.npz", **inputs)
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    if plan != "auto":
+        (tmp_path / "plan.json").write_text(json.dumps(plan))
     assert run(BIN, "build", model, "-o", tmp_path / "single.tsr").returncode == 0
     p = run(BIN, "run", tmp_path / "single.tsr", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "single.npz")
     assert p.returncode == 0, p.stderr
-    p = run(BIN, "build", model, "-o", f"{tmp_path}/tp{{rank}}.tsr", "--tp", world, "--plan", tmp_path / "plan.json")
+    plan_arg = "auto" if plan == "auto" else tmp_path / "plan.json"
+    p = run(BIN, "build", model, "-o", f"{tmp_path}/tp.tsr", "--tp", world, "--plan", plan_arg)
     assert p.returncode == 0, p.stderr
     p = run(BIN, "launch", "--nproc-per-node", world, "--", "sh", "-c",
-            f"exec {BIN} run {tmp_path}/tp$RANK.tsr --inputs {tmp_path}/in.npz -o {tmp_path}/tp.npz")
+            f"exec {BIN} run {tmp_path}/tp.rank$RANK.tsr --inputs {tmp_path}/in.npz -o {tmp_path}/tp.npz")
     assert p.returncode == 0, p.stdout + p.stderr
     one, tp = np.load(tmp_path / "single.npz"), np.load(tmp_path / "tp.npz")
     for k in one:
@@ -162,3 +164,24 @@ def test_gpt2_fused_qkv_colwise_is_refused_at_the_split(tmp_path):
     p = run(BIN, "build", os.path.join(FIXTURES, "gpt2_torchscript.onnx"), "-o", tmp_path / "m.tsr", "--tp", 2,
             "--plan", tmp_path / "plan.json")
     assert_one_line_error(p, "/attn/Split", "no sharding rule")
+
+
+@pytest.mark.parametrize("fixture,world", [("llama_torchscript", 2), ("llama_dynamo", 2), ("gpt2_torchscript", 2),
+                                           ("gpt2_dynamo", 2), ("gpt2_torchscript", 4), ("mlp_dynamo", 4)])
+def test_auto_plan_matches_single_rank(tmp_path, fixture, world):
+    tp_vs_single(tmp_path, fixture, "auto", world)
+    plan = json.loads((tmp_path / "tp.plan.json").read_text())  # written for the user to read and edit
+    styles = {v["style"] for v in plan.values()}
+    assert styles == {"colwise", "rowwise"}, plan
+
+
+def test_auto_plan_finds_llama_attention_and_mlp(tmp_path):
+    tp_vs_single(tmp_path, "llama_torchscript", "auto", 2)
+    plan = json.loads((tmp_path / "tp.plan.json").read_text())
+    assert plan == {k: {"style": v} for k, v in LLAMA_PLAN.items()}
+
+
+def test_auto_plan_with_nothing_to_shard(tmp_path):
+    two_layer_model(str(tmp_path / "m.onnx"), middle="Softmax")  # softmax over the hidden features: not shardable
+    p = run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "m.tsr", "--tp", 2, "--plan", "auto")
+    assert_one_line_error(p, "--plan auto found no MLP or attention pattern")
