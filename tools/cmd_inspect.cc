@@ -10,6 +10,9 @@ namespace {
 void print_summary(const Engine& e, bool weights) {
   const Graph& g = e.graph();
   std::cout << "engine: tessera " << e.version() << ", target " << e.settings().target << ", opset " << g.opset << "\n";
+  if (e.settings().tp_degree > 1)
+    std::cout << "tensor parallel: shard of rank " << e.settings().tp_rank << " of " << e.settings().tp_degree
+              << (e.settings().tp_group.empty() ? "" : " (group '" + e.settings().tp_group + "')") << ", plan " << e.settings().plan_json << "\n";
   for (Value* in : g.inputs) std::cout << "input  " << in->name << ": " << type_string(*in) << "\n";
   for (Value* o : g.outputs) std::cout << "output " << o->name << ": " << type_string(*o) << "\n";
   std::map<std::string, int> ops;

@@ -173,6 +173,8 @@ def test_auto_plan_matches_single_rank(tmp_path, fixture, world):
     plan = json.loads((tmp_path / "tp.plan.json").read_text())  # written for the user to read and edit
     styles = {v["style"] for v in plan.values()}
     assert styles == {"colwise", "rowwise"}, plan
+    p = run(BIN, "inspect", tmp_path / "tp.rank1.tsr")
+    assert p.returncode == 0 and f"shard of rank 1 of {world}" in p.stdout
 
 
 def test_auto_plan_finds_llama_attention_and_mlp(tmp_path):
