@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <cmath>
 #include <random>
 
 #include "dist/nccl_communicator.h"
@@ -48,55 +49,74 @@ Tensor host_input(uint64_t seed, int rank, int64_t n) {
   return t;
 }
 
-// One rank: every collective inside one captured graph, replayed twice.
+float reduce(const std::vector<Tensor>& all, int64_t i, dist::ReduceOp op) {
+  float acc = all[0].data<float>()[i];
+  for (size_t r = 1; r < all.size(); ++r) {
+    float v = all[r].data<float>()[i];
+    acc = op == dist::ReduceOp::max ? std::max(acc, v) : op == dist::ReduceOp::min ? std::min(acc, v) : acc + v;
+  }
+  return op == dist::ReduceOp::avg ? acc / float(all.size()) : acc;
+}
+
+Tensor fetch(const Tensor& dev) {
+  Tensor h = Tensor::empty(DType::f32, dev.shape());
+  cudaMemcpy(h.raw(), dev.raw(), h.nbytes(), cudaMemcpyDeviceToHost);
+  return h;
+}
+
+// One rank: every collective and reduction inside one captured graph, replayed twice.
 int rank_main(const std::string& dir, int rank, int world, uint64_t seed) {
   auto store = std::make_shared<gloo::rendezvous::FileStore>(dir);
   auto comm = dist::NcclCommunicator::create(*store, rank, world, rank, std::chrono::seconds(20));
-  std::cerr << "rank " << rank << ": communicator ready\n";
-  const int64_t n = 1024 * world;
+  const int64_t n = 1024 * world, c = n / world;
+  const dist::ReduceOp ops[] = {dist::ReduceOp::sum, dist::ReduceOp::avg, dist::ReduceOp::max, dist::ReduceOp::min};
   std::vector<Tensor> all;
   for (int r = 0; r < world; ++r) all.push_back(host_input(seed, r, n));
-  DeviceBuf in(DType::f32, {n}), ar(DType::f32, {n}), ag(DType::f32, {n * world}), rs(DType::f32, {n / world}),
-      a2a(DType::f32, {n}), bc(DType::f32, {n});
+  DeviceBuf in(DType::f32, {n}), ag(DType::f32, {n * world}), a2a(DType::f32, {n}), bc(DType::f32, {n}),
+      ga(DType::f32, {n * world}), sc(DType::f32, {c});
+  std::vector<DeviceBuf> ar, rs;
+  for (int k = 0; k < 4; ++k) ar.emplace_back(DType::f32, Shape{n}), rs.emplace_back(DType::f32, Shape{c});
   cudaMemcpy(in.t.raw(), all[size_t(rank)].raw(), size_t(n) * 4, cudaMemcpyHostToDevice);
   cudaStream_t s = comm->stream();
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
-  comm->all_reduce(in.t, ar.t, dist::ReduceOp::sum);
+  for (int k = 0; k < 4; ++k) {
+    comm->all_reduce(in.t, ar[size_t(k)].t, ops[k]);
+    comm->reduce_scatter(in.t, rs[size_t(k)].t, ops[k]);
+  }
   comm->all_gather(in.t, ag.t);
-  comm->reduce_scatter(in.t, rs.t, dist::ReduceOp::max);
   comm->all_to_all(in.t, a2a.t);
+  comm->gather(in.t, ga.t, 1);
+  comm->scatter(in.t, sc.t, 0);  // root 0's buffer, chunk r to rank r
   cudaMemcpyAsync(bc.t.raw(), in.t.raw(), size_t(n) * 4, cudaMemcpyDeviceToDevice, s);
   comm->broadcast(bc.t, 1);
   if (cudaStreamEndCapture(s, &graph) != cudaSuccess || cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
     std::cerr << "rank " << rank << ": graph capture failed\n";
     return 1;
   }
-  std::cerr << "rank " << rank << ": graph captured\n";
   for (int rep = 0; rep < 2; ++rep) cudaGraphLaunch(exec, s);
   comm->wait();
-  std::cerr << "rank " << rank << ": graph replayed\n";
-  auto fetch = [](const DeviceBuf& b) {
-    Tensor h = Tensor::empty(DType::f32, b.t.shape());
-    cudaMemcpy(h.raw(), b.t.raw(), h.nbytes(), cudaMemcpyDeviceToHost);
-    return h;
-  };
-  Tensor h_ar = fetch(ar), h_ag = fetch(ag), h_rs = fetch(rs), h_a2a = fetch(a2a), h_bc = fetch(bc);
-  int64_t c = n / world;
   int bad = 0;
+  for (int k = 0; k < 4; ++k) {
+    Tensor h_ar = fetch(ar[size_t(k)].t), h_rs = fetch(rs[size_t(k)].t);
+    for (int64_t i = 0; i < n; ++i) {
+      float want = reduce(all, i, ops[k]);
+      bad += std::fabs(h_ar.data<float>()[i] - want) > 1e-5f;
+      if (i / c == rank) bad += std::fabs(h_rs.data<float>()[i % c] - want) > 1e-5f;
+    }
+  }
+  Tensor h_ag = fetch(ag.t), h_a2a = fetch(a2a.t), h_bc = fetch(bc.t), h_ga = fetch(ga.t), h_sc = fetch(sc.t);
   for (int64_t i = 0; i < n; ++i) {
-    float sum = 0, mx = -1e30f;
-    for (int r = 0; r < world; ++r) sum += all[size_t(r)].data<float>()[i], mx = std::max(mx, all[size_t(r)].data<float>()[i]);
-    bad += h_ar.data<float>()[i] != sum;
     bad += h_bc.data<float>()[i] != all[1].data<float>()[i];
-    if (i / c == rank) bad += h_rs.data<float>()[i % c] != mx;
-    int src = int(i / c);  // a2a chunk i/c came from rank src: its chunk `rank`
-    bad += h_a2a.data<float>()[i] != all[size_t(src)].data<float>()[rank * c + i % c];
+    bad += h_a2a.data<float>()[i] != all[size_t(i / c)].data<float>()[rank * c + i % c];
+    if (i < c) bad += h_sc.data<float>()[i] != all[0].data<float>()[rank * c + i];
   }
   for (int r = 0; r < world; ++r)
-    for (int64_t i = 0; i < n; ++i) bad += h_ag.data<float>()[r * n + i] != all[size_t(r)].data<float>()[i];
-  if (bad) std::cerr << "rank " << rank << ": " << bad << " wrong elements\n";
+    for (int64_t i = 0; i < n; ++i) {
+      bad += h_ag.data<float>()[r * n + i] != all[size_t(r)].data<float>()[i];
+      if (rank == 1) bad += h_ga.data<float>()[r * n + i] != all[size_t(r)].data<float>()[i];
+    }
   // Tear down in order: the graph holds NCCL kernels, then the communicator (collective finalize).
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
