@@ -185,6 +185,68 @@ Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt) {
 
 }  // namespace
 
+namespace {
+
+Value* add_scalar(Graph& g, const std::string& name, DType t, double v) {
+  Tensor x = Tensor::from<double>(DType::f64, {}, {v}).cast(t);
+  return g.add_constant(g.unique_name(name), x);
+}
+
+Value* add_tmp(Graph& g, const std::string& name, DType t) {
+  Value* v = g.add_value(g.unique_name(name), t, {});
+  v->rank_known = false;
+  return v;
+}
+
+// Vocab-parallel embedding (DTensor's RowwiseParallel on nn.Embedding): this
+// rank holds rows [lo, lo + V/N); ids outside it look up row 0 and are zeroed,
+// and an all-reduce sums the ranks' rows back into every rank.
+void shard_embedding_rows(Graph& g, Node& n, const ShardOptions& opt, const std::string& who) {
+  Value* w = n.inputs[0];
+  Value* ids = n.inputs[1];
+  int64_t vocab = w->constant->dim(0), rows = vocab / opt.degree;
+  set_sliced(g, n, n.inputs[0], chunk(*w->constant, 0, opt.rank, opt.degree, who));
+  DType it = ids->dtype;
+  std::string base = n.name + "/vocab_parallel";
+  Value* local = add_tmp(g, base + ".local_ids", it);
+  Value* below = add_tmp(g, base + ".below", DType::boolean);
+  Value* above = add_tmp(g, base + ".above", DType::boolean);
+  Value* outside = add_tmp(g, base + ".outside", DType::boolean);
+  Value* safe = add_tmp(g, base + ".safe_ids", it);
+  Value* mask = add_tmp(g, base + ".mask", DType::boolean);
+  Value* zero_id = add_scalar(g, base + ".zero_id", it, 0);
+  g.add_node("Sub", g.unique_name(base + "/Sub"), {ids, add_scalar(g, base + ".lo", it, double(rows * opt.rank))}, {local});
+  g.add_node("Less", g.unique_name(base + "/Less"), {local, zero_id}, {below});
+  g.add_node("GreaterOrEqual", g.unique_name(base + "/GreaterOrEqual"), {local, add_scalar(g, base + ".rows", it, double(rows))}, {above});
+  g.add_node("Or", g.unique_name(base + "/Or"), {below, above}, {outside});
+  g.add_node("Where", g.unique_name(base + "/WhereIds"), {outside, zero_id, local}, {safe});
+  g.add_node("Unsqueeze", g.unique_name(base + "/Unsqueeze"), {outside, g.add_constant(g.unique_name(base + ".axes"), Tensor::vector_i64({-1}))}, {mask});
+  n.inputs[1] = safe;
+  Value* out = n.outputs[0];
+  Value* rows_out = detach(g, out, ".local_rows");
+  Value* zeroed = add_tmp(g, base + ".zeroed", out->dtype);
+  g.add_node("Where", g.unique_name(base + "/WhereRows"), {mask, add_scalar(g, base + ".zero", out->dtype, 0), rows_out}, {zeroed});
+  insert_collective(g, "AllReduce", zeroed, out, opt, 0, base + "/AllReduce");
+}
+
+struct Embedding {
+  Node* node;
+  std::string path;
+};
+
+std::vector<Embedding> find_embeddings(const Graph& g) {
+  std::vector<Embedding> out;
+  for (auto& n : g.nodes()) {
+    Value* w = n->input(0);
+    if (n->op != "Gather" || !w || !w->constant || w->constant->rank() != 2 || n->attrs.get_int("axis", 0) != 0) continue;
+    std::string path = w->name.ends_with(".weight") ? w->name.substr(0, w->name.size() - 7) : path_from_node_name(n->name);
+    out.push_back({n.get(), path.empty() ? w->name : path});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<Linear> find_linears(const Graph& g) {
   std::vector<Linear> out;
   for (auto& n : g.nodes())
@@ -199,6 +261,19 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
   std::set<const PlanEntry*> used;
   std::unordered_map<const Value*, std::string> seeds;
   std::set<const Node*> rowwise;
+  for (Embedding& emb : find_embeddings(g)) {
+    const PlanEntry* e = plan.match(emb.path);
+    if (!e) continue;
+    used.insert(e);
+    std::string who = "node '" + emb.node->name + "' (" + emb.path + ", embedding " + style_name(e->style) + ")";
+    if (e->style == Style::rowwise) {
+      if (e->output_layout && e->output_layout->sharded) fail(ErrorKind::Unsupported, who, ": output_layouts ", e->output_layout->str(), " (Replicate() only)");
+      shard_embedding_rows(g, *emb.node, opt, who);
+    } else if (e->style == Style::colwise) {  // embedding dim split: output Shard(-1)
+      set_sliced(g, *emb.node, emb.node->inputs[0], chunk(*emb.node->inputs[0]->constant, 1, opt.rank, opt.degree, who));
+      seeds[emb.node->outputs[0]] = emb.path;
+    }
+  }
   for (Linear& l : sites) {
     const PlanEntry* e = plan.match(l.path);
     if (!e) continue;

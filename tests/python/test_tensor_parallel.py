@@ -187,3 +187,12 @@ def test_auto_plan_with_nothing_to_shard(tmp_path):
     two_layer_model(str(tmp_path / "m.onnx"), middle="Softmax")  # softmax over the hidden features: not shardable
     p = run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "m.tsr", "--tp", 2, "--plan", "auto")
     assert_one_line_error(p, "--plan auto found no MLP or attention pattern")
+
+
+@pytest.mark.parametrize("fixture,extra", [
+    ("llama_torchscript", {**LLAMA_PLAN, "lm.model.embed_tokens": "rowwise",
+                           "lm.lm_head": {"style": "colwise", "output_layouts": "Replicate()"}}),
+    ("gpt2_torchscript", {**GPT2_MLP_PLAN, "lm.transformer.wte": "rowwise"}),
+])
+def test_vocab_parallel_embedding_and_lm_head(tmp_path, fixture, extra):
+    tp_vs_single(tmp_path, fixture, extra, 2)
