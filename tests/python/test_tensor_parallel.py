@@ -34,7 +34,7 @@ def test_seed_simple_example(world):
 
 
 @pytest.mark.parametrize("fixture", ["mlp_torchscript", "mlp_dynamo"])
-@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("world", [2, 4, 8])
 def test_mlp_fixture_matches_single_rank(tmp_path, fixture, world):
     model = os.path.join(FIXTURES, fixture + ".onnx")
     (tmp_path / "plan.json").write_text(json.dumps({"0": "colwise", "2": {"style": "rowwise"}}))
