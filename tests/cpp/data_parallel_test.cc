@@ -102,7 +102,9 @@ TEST(EngineCache, DefaultDirFromEnvironment) {
   ::setenv("TESSERA_CACHE", "/some/cache", 1);
   EXPECT_EQ(default_cache_dir(), "/some/cache");
   ::unsetenv("TESSERA_CACHE");
-  if (const char* home = std::getenv("HOME")) EXPECT_EQ(default_cache_dir(), std::string(home) + "/.cache/tessera");
+  if (const char* home = std::getenv("HOME")) {
+    EXPECT_EQ(default_cache_dir(), std::string(home) + "/.cache/tessera");
+  }
   if (!old.empty()) ::setenv("TESSERA_CACHE", old.c_str(), 1);
 }
 
@@ -123,7 +125,9 @@ TEST(DataParallel, MicroBatchesOfAFixedBatchEngine) {
     for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]) << n << " " << i;
     int64_t total = (n + 3) / 4;
     EXPECT_EQ(progress.size(), size_t(total > 1 ? total : 0)) << n;
-    if (total > 1) EXPECT_EQ(progress.back(), std::make_pair(total, total));
+    if (total > 1) {
+      EXPECT_EQ(progress.back(), std::make_pair(total, total));
+    }
   }
 }
 
