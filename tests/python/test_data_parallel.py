@@ -5,6 +5,7 @@ one file. Every result must equal, exactly, a single-process `tessera run` of
 the whole batch. Also: a failing rank leaves no output; the engine cache builds
 an .onnx model once per job, rebuilds a corrupt entry, and keys on the model's
 bytes (external data included)."""
+import fcntl
 import os
 import subprocess
 
@@ -262,3 +263,34 @@ def test_cache_dir_defaults_to_tessera_cache(tmp_path):
                        capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0, p.stderr
     assert len(cache_entries(tmp_path / "envcache")) == 1
+
+
+def test_waiting_for_another_build_is_bounded_by_timeout(tmp_path):
+    """Another process holds the entry's lock (as a builder would) and never
+    finishes: the run gives up after --timeout, naming the lock."""
+    model, cache = tmp_path / "model.onnx", tmp_path / "cache"
+    mlp_model(model, "N", np.random.randn(8, 4).astype(np.float32))
+    np.savez(tmp_path / "all.npz", **batch(3))
+    finish(run_cached(1, model, cache, ["--inputs", tmp_path / "all.npz"], tmp_path / "a.npz"))
+    [entry] = cache_entries(cache)
+    (cache / entry).unlink()
+    with open(cache / (entry + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = tessera("run", model, "--cache-dir", cache, "--timeout", "1", "--inputs", tmp_path / "all.npz",
+                    "-o", tmp_path / "b.npz", timeout=30)
+    assert p.returncode != 0
+    assert entry + ".lock" in p.stderr and "raise --timeout" in p.stderr, p.stderr
+    assert not (tmp_path / "b.npz").exists()
+
+
+def test_failed_build_leaves_no_cache_entry(tmp_path):
+    model, cache = tmp_path / "bad.onnx", tmp_path / "cache"
+    x = h.make_tensor_value_info("x", T.FLOAT, ["N", 2])
+    y = h.make_tensor_value_info("y", T.FLOAT, ["N", 2])
+    g = h.make_graph([h.make_node("NoSuchOp", ["x"], ["y"], name="mystery")], "bad", [x], [y])
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 18)]), str(model))
+    np.savez(tmp_path / "all.npz", x=np.zeros((2, 2), np.float32))
+    p = launch(2, "run", model, "--dp", "--cache-dir", cache, "--inputs", tmp_path / "all.npz", "-o", tmp_path / "o.npz")
+    assert p.returncode != 0 and "NoSuchOp" in p.stderr, p.stderr
+    assert cache_entries(cache) == []
+    assert not (tmp_path / "o.npz").exists()
