@@ -51,6 +51,10 @@ class Engine {
 void check_inputs(const Graph& g, const std::map<std::string, Tensor>& inputs);
 
 const char* tessera_version();
+// The .tsr format version this tessera writes and reads.
+uint32_t engine_format_version();
+// The settings as an engine file records them (JSON text); the engine cache keys on it.
+std::string settings_json(const Settings& s);
 std::string type_string_of(const Value& v);
 
 }  // namespace tessera

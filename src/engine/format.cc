@@ -240,4 +240,8 @@ Engine Engine::load(const std::string& path) {
   }
 }
 
+std::string settings_json(const Settings& s) { return settings_to_json(s).dump(); }
+
+uint32_t engine_format_version() { return kFormatVersion; }
+
 }  // namespace tessera
