@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "core/npy.h"
+#include "dist/device_mesh.h"
 #include "dist/process_group.h"
 #include "engine/cache.h"
 #include "engine/data_parallel.h"
@@ -26,13 +27,16 @@ struct RunOpts {
   double timeout = 60;
   std::string dp_size;  // --dp=N: N must be the world size ("all": any)
   bool dp = false, apply_padding = false, verbose = false;
+  int tp = 1;           // --tp B with --dp: a dp x tp mesh, TP inside each group of B ranks
   std::chrono::milliseconds timeout_ms() const { return std::chrono::milliseconds(int64_t(timeout * 1000)); }
 };
 
-std::string with_rank(std::string path, int rank) {
-  for (size_t p; (p = path.find("{rank}")) != std::string::npos;) path.replace(p, 6, std::to_string(rank));
+std::string replace_all(std::string path, const std::string& key, int value) {
+  for (size_t p; (p = path.find(key)) != std::string::npos;) path.replace(p, key.size(), std::to_string(value));
   return path;
 }
+
+std::string with_rank(std::string path, int rank) { return replace_all(path, "{rank}", rank); }
 
 std::map<std::string, Tensor> load_inputs(const std::string& npz, const std::vector<std::string>& flags, int rank) {
   std::map<std::string, Tensor> inputs;
@@ -59,13 +63,15 @@ void print_outputs(const std::map<std::string, Tensor>& outs) {
 }
 
 // A .tsr is loaded; an .onnx goes through the engine cache (built once per job).
-Engine open_engine(const RunOpts& o) {
-  if (!o.engine.ends_with(".onnx")) return Engine::load(o.engine);
+// "{rank}" in the engine path becomes the rank, "{tp_rank}" its place in its TP group.
+Engine open_engine(const RunOpts& o, const dist::RankInfo& info) {
+  std::string path = replace_all(with_rank(o.engine, info.rank), "{tp_rank}", info.rank % std::max(o.tp, 1));
+  if (!path.ends_with(".onnx")) return Engine::load(path);
   EngineCacheOptions c;
   c.dir = o.cache_dir;
   c.timeout = o.timeout_ms();
   if (o.verbose) c.log = [](const std::string& line) { std::cerr << "[cache] " << line << "\n"; };
-  return load_or_build_cached(o.engine, Settings{}, c);
+  return load_or_build_cached(path, Settings{}, c);
 }
 
 void check_dp(const RunOpts& o, const dist::RankInfo& info, const Engine& e) {
@@ -76,20 +82,31 @@ void check_dp(const RunOpts& o, const dist::RankInfo& info, const Engine& e) {
     long n = std::strtol(o.dp_size.c_str(), &end, 10);
     TSR_CHECK(!o.dp_size.empty() && !*end && n > 0, ErrorKind::InvalidArgument, "--dp=", o.dp_size,
               ": expected a positive rank count");
-    TSR_CHECK(n == info.world_size, ErrorKind::InvalidArgument, "--dp=", n, " but the job has ", info.world_size,
-              " ranks (", info.launcher, "); a dp x tp mesh is not supported yet");
+    TSR_CHECK(n * o.tp == info.world_size, ErrorKind::InvalidArgument, "--dp=", n, o.tp > 1 ? str(" x --tp ", o.tp) : "",
+              " needs ", n * o.tp, " ranks, but the job has ", info.world_size, " (", info.launcher, ")");
   }
+  TSR_CHECK(info.world_size % o.tp == 0, ErrorKind::InvalidArgument, "--tp ", o.tp, " does not divide the job's ",
+            info.world_size, " ranks");
   TSR_CHECK(o.out.find("{rank}") == std::string::npos, ErrorKind::InvalidArgument, "--output ", o.out,
             ": with --dp rank 0 writes the gathered outputs to one file; drop {rank}");
-  TSR_CHECK(!has_collectives(e.graph()), ErrorKind::Unsupported, o.engine,
-            ": the engine holds collective ops (tensor parallel); --dp with them (a dp x tp mesh) is not supported yet");
+  TSR_CHECK(o.tp > 1 || !has_collectives(e.graph()), ErrorKind::InvalidArgument, o.engine,
+            ": the engine holds collective ops (tensor parallel); with --dp say how many ranks each TP group has (--tp B)");
 }
 
-void run_dp(const RunOpts& o, const Engine& e, const dist::RankInfo& info, dist::ProcessGroup* pg) {
+// With --tp B the world is a (dp, tp) mesh: the engine's collectives use the
+// tp group, the batch is split and gathered over the dp group.
+void run_dp(const RunOpts& o, Engine& e, const dist::RankInfo& info, dist::ProcessGroup* pg) {
   DataParallelOptions d;
   d.apply_padding = o.apply_padding;
   if (info.rank == 0) d.progress = [](int64_t k, int64_t n) { std::cerr << "[dp] " << k << "/" << n << " micro-batches\n"; };
-  auto outs = run_data_parallel(e, load_inputs(o.npz, o.inputs, info.rank), pg ? pg->world.get() : nullptr, d);
+  dist::Communicator* dp_comm = pg ? pg->world.get() : nullptr;
+  std::map<std::string, std::shared_ptr<dist::Communicator>> axes;
+  if (o.tp > 1 && pg) {
+    axes = dist::DeviceMesh(info.world_size, {info.world_size / o.tp, o.tp}, {"dp", "tp"}).split(*pg->world);
+    e.set_communicator(axes["tp"]);
+    dp_comm = axes["dp"].get();
+  }
+  auto outs = run_data_parallel(e, load_inputs(o.npz, o.inputs, info.rank), dp_comm, d);
   if (info.rank != 0) return;
   write_outputs(o.out, outs);  // after the gather: a failed rank leaves no output file
   print_outputs(outs);
@@ -116,20 +133,23 @@ void add_run(CLI::App& app) {
   auto* dp = cmd->add_flag("--dp{all}", o->dp_size,
                            "data parallel over all ranks: every rank loads the full batch, runs its part (split along dim 0), rank 0 "
                            "writes the gathered outputs in order to one file; --dp=N checks that the job has N ranks "
-                           "(a dp x tp mesh is not supported yet)");
+                           "(with --tp B: a dp x tp mesh)");
+  cmd->add_option("--tp", o->tp, "with --dp: ranks per tensor-parallel group (a dp x tp mesh; engine path may use {tp_rank})")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--apply-padding", o->apply_padding, "with --dp: every rank runs as many rows, repeating its last item "
                 "(the repeats are dropped from the output)");
   cmd->add_option("--cache-dir", o->cache_dir, "engine cache for .onnx models (default $TESSERA_CACHE or ~/.cache/tessera)");
   cmd->add_flag("-v,--verbose", o->verbose, "say whether the engine was built or loaded from the cache");
   cmd->callback([o, dp] {
     o->dp = dp->count() > 0;
-    Engine e = open_engine(*o);
+    TSR_CHECK(o->dp || o->tp == 1, ErrorKind::InvalidArgument, "--tp applies with --dp (a dp x tp mesh); a TP-only run needs no flag");
     dist::RankInfo info = dist::detect_rank_info();
+    Engine e = open_engine(*o, info);
     check_dp(*o, info, e);
     std::unique_ptr<dist::ProcessGroup> pg;
     if (info.world_size > 1 || has_collectives(e.graph())) {
       pg = dist::init_process_group(info, "gloo", o->timeout_ms());
-      e.set_communicator(pg->world);
+      if (o->tp == 1) e.set_communicator(pg->world);
     }
     if (o->dp) run_dp(*o, e, info, pg.get());
     else run_plain(*o, e, info);

@@ -196,3 +196,36 @@ def test_auto_plan_with_nothing_to_shard(tmp_path):
 ])
 def test_vocab_parallel_embedding_and_lm_head(tmp_path, fixture, extra):
     tp_vs_single(tmp_path, fixture, extra, 2)
+
+
+@pytest.mark.parametrize("rows", [7, 8])
+@pytest.mark.parametrize("padding", [False, True])
+def test_two_dp_by_two_tp_mesh_matches_one_rank(tmp_path, rows, padding):
+    """`run --dp=2 --tp 2` on 4 ranks: TP inside each pair, DP across the pairs."""
+    model = os.path.join(FIXTURES, "mlp_dynamo.onnx")  # fixed batch 4: micro-batches inside each DP part
+    (tmp_path / "plan.json").write_text(json.dumps({"0": "colwise", "2": "rowwise"}))
+    np.savez(tmp_path / "batch.npz", x=np.random.randn(rows, 64).astype(np.float32))
+    assert run(BIN, "build", model, "-o", tmp_path / "one.tsr").returncode == 0
+    assert run(BIN, "build", model, "-o", tmp_path / "tp.tsr", "--tp", 2, "--plan", tmp_path / "plan.json").returncode == 0
+    p = run(BIN, "run", "--dp", tmp_path / "one.tsr", "--inputs", tmp_path / "batch.npz", "-o", tmp_path / "one.npz")
+    assert p.returncode == 0, p.stderr
+    extra = ["--apply-padding"] if padding else []
+    p = run(BIN, "launch", "--nproc-per-node", 4, "--", BIN, "run", "--dp=2", "--tp", 2, *extra,
+            f"{tmp_path}/tp.rank{{tp_rank}}.tsr", "--inputs", tmp_path / "batch.npz", "-o", tmp_path / "mesh.npz")
+    assert p.returncode == 0, p.stdout + p.stderr
+    one, mesh = np.load(tmp_path / "one.npz")["y"], np.load(tmp_path / "mesh.npz")["y"]
+    assert mesh.shape == one.shape == (rows, 64)
+    assert rel_l2(mesh, one) <= 1e-5
+
+
+def test_mesh_errors(tmp_path):
+    model = os.path.join(FIXTURES, "mlp_dynamo.onnx")
+    (tmp_path / "plan.json").write_text(json.dumps({"0": "colwise", "2": "rowwise"}))
+    assert run(BIN, "build", model, "-o", tmp_path / "tp.tsr", "--tp", 2, "--plan", tmp_path / "plan.json").returncode == 0
+    np.savez(tmp_path / "batch.npz", x=np.random.randn(8, 64).astype(np.float32))
+    args = ["--inputs", tmp_path / "batch.npz", "-o", tmp_path / "o.npz"]
+    p = run(BIN, "launch", "--nproc-per-node", 4, "--", BIN, "run", "--dp=3", "--tp", 2, f"{tmp_path}/tp.rank{{tp_rank}}.tsr", *args)
+    assert p.returncode != 0 and "--dp=3 x --tp 2 needs 6 ranks, but the job has 4" in p.stdout + p.stderr
+    p = run(BIN, "launch", "--nproc-per-node", 2, "--", BIN, "run", "--dp", f"{tmp_path}/tp.rank{{rank}}.tsr", *args)
+    assert p.returncode != 0 and "--tp B" in p.stdout + p.stderr
+    assert not (tmp_path / "o.npz").exists()
