@@ -294,3 +294,11 @@ def test_failed_build_leaves_no_cache_entry(tmp_path):
     assert p.returncode != 0 and "NoSuchOp" in p.stderr, p.stderr
     assert cache_entries(cache) == []
     assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_data_parallel_simple_example(world):
+    example = os.path.join(os.path.dirname(os.path.abspath(BIN)), "data_parallel_simple_example")
+    p = subprocess.run([BIN, "launch", "--nproc-per-node", str(world), "--", example], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"data parallel over {world} ranks: 21 requests -> output [21,100] in the original order" in p.stdout
