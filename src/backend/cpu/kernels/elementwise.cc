@@ -2,6 +2,7 @@
 // Float math runs in the input's own type (f32/f64); f16/bf16 in f32.
 #include <cmath>
 #include <functional>
+#include <map>
 
 #include "backend/cpu/loops.h"
 
@@ -18,31 +19,42 @@ void binary_loop(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   for_each_broadcast(out.shape(), st, [&](int64_t i, const int64_t* off) { po[i] = R(f(pa[off[0]], pb[off[1]])); });
 }
 
+// The binary op, resolved from the node once per call (not per element).
+enum class Bin { add, sub, mul, div, pow, max, min, mod, fmod };
+
+Bin bin_of(const std::string& op, bool fmod) {
+  static const std::map<std::string, Bin> ops = {{"Add", Bin::add}, {"Sum", Bin::add}, {"Mean", Bin::add}, {"Sub", Bin::sub},
+                                                 {"Mul", Bin::mul}, {"Div", Bin::div}, {"Pow", Bin::pow}, {"Max", Bin::max},
+                                                 {"Min", Bin::min}, {"Mod", Bin::mod}};
+  Bin b = ops.at(op);
+  return b == Bin::mod && fmod ? Bin::fmod : b;
+}
+
 template <typename T>
-T binary_op(const std::string& op, T a, T b) {
-  if (op == "Add" || op == "Sum" || op == "Mean") return a + b;
-  if (op == "Sub") return a - b;
-  if (op == "Mul") return a * b;
-  if (op == "Div") {
-    if constexpr (std::is_integral_v<T>) return b == 0 ? T(0) : T(a / b);
-    else return a / b;
+T binary_op(Bin op, T a, T b) {
+  switch (op) {
+    case Bin::add: return a + b;
+    case Bin::sub: return a - b;
+    case Bin::mul: return a * b;
+    case Bin::div:
+      if constexpr (std::is_integral_v<T>) return b == 0 ? T(0) : T(a / b);
+      else return a / b;
+    case Bin::pow: return T(std::pow(double(a), double(b)));
+    case Bin::max: case Bin::min:
+      if constexpr (std::is_floating_point_v<T>)  // NaN wins, as in ONNX Runtime and NumPy
+        if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
+      return op == Bin::max ? std::max(a, b) : std::min(a, b);
+    case Bin::fmod: return T(std::fmod(double(a), double(b)));
+    case Bin::mod:
+      if constexpr (std::is_integral_v<T>) {  // fmod=0: sign of the divisor, like Python
+        if (b == 0) return T(0);
+        T r = T(a % b);
+        return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
+      } else {
+        return T(std::fmod(a, b));
+      }
   }
-  if (op == "Pow") return T(std::pow(double(a), double(b)));
-  if constexpr (std::is_floating_point_v<T>) {  // NaN wins, as in ONNX Runtime and NumPy
-    if ((op == "Max" || op == "Min") && (std::isnan(a) || std::isnan(b))) return std::numeric_limits<T>::quiet_NaN();
-  }
-  if (op == "Max") return std::max(a, b);
-  if (op == "Min") return std::min(a, b);
-  if (op == "Mod") {
-    if constexpr (std::is_integral_v<T>) {  // fmod=0: sign of the divisor, like Python
-      if (b == 0) return T(0);
-      T r = T(a % b);
-      return (r != 0 && ((r < 0) != (b < 0))) ? T(r + b) : r;
-    } else {
-      return T(std::fmod(a, b));
-    }
-  }
-  throw std::logic_error(op);
+  return T(0);
 }
 
 // Pow with an integer exponent on a float base: fmod flag and float types handled above.
@@ -50,7 +62,7 @@ void k_binary(KernelContext& c) {
   const std::string& op = c.node().op;
   DType out_t = c.output_type(0).dtype;
   DType t = compute_dtype(c.input(0).dtype());
-  bool fmod = c.attrs().get_int("fmod", 0) != 0;
+  Bin bin = bin_of(op, c.attrs().get_int("fmod", 0) != 0);
   Tensor acc = as_compute(c.input(0));
   for (size_t k = 1; k < c.num_inputs(); ++k) {
     Tensor b = as_compute(c.input(k)).cast(t);  // Pow may have an exponent of another type
@@ -60,10 +72,7 @@ void k_binary(KernelContext& c) {
       if constexpr (std::is_same_v<T, bool>) {
         c.error("arithmetic on bool tensors is not supported");
       } else {
-        binary_loop<T, T>(acc, b, next, [&](T x, T y) {
-          if (op == "Mod" && fmod) return T(std::fmod(double(x), double(y)));
-          return binary_op<T>(op, x, y);
-        });
+        binary_loop<T, T>(acc, b, next, [&](T x, T y) { return binary_op<T>(bin, x, y); });
       }
     });
     acc = next;
@@ -93,16 +102,20 @@ void k_compare(KernelContext& c) {
   const std::string& op = c.node().op;
   Tensor a = as_compute(c.input(0)), b = as_compute(c.input(1));
   Tensor& out = c.output(0);
+  static const std::vector<std::string> kOps = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"};
+  int k = int(std::find(kOps.begin(), kOps.end(), op) - kOps.begin());  // resolved once, not per element
   visit_dtype(a.dtype(), [&]<typename T>() {
-    binary_loop<T, bool>(a, b, out, [&](T x, T y) {
-      if (op == "Equal") return x == y;
-      if (op == "Less") return x < y;
-      if (op == "Greater") return x > y;
-      if (op == "LessOrEqual") return x <= y;
-      if (op == "GreaterOrEqual") return x >= y;
-      if (op == "And") return bool(x) && bool(y);
-      if (op == "Or") return bool(x) || bool(y);
-      return bool(x) != bool(y);  // Xor
+    binary_loop<T, bool>(a, b, out, [k](T x, T y) {
+      switch (k) {
+        case 0: return x == y;
+        case 1: return x < y;
+        case 2: return x > y;
+        case 3: return x <= y;
+        case 4: return x >= y;
+        case 5: return bool(x) && bool(y);
+        case 6: return bool(x) || bool(y);
+        default: return bool(x) != bool(y);  // Xor
+      }
     });
   });
 }
@@ -116,42 +129,50 @@ TESSERA_CPU_KERNEL("Or", k_compare);
 TESSERA_CPU_KERNEL("Xor", k_compare);
 
 // Unary float functions; double precision inside so f32 results round once.
-double unary_f(const std::string& op, double x, const Attributes& a) {
-  if (op == "Neg") return -x;
-  if (op == "Abs") return std::fabs(x);
-  if (op == "Exp") return std::exp(x);
-  if (op == "Log") return std::log(x);
-  if (op == "Sqrt") return std::sqrt(x);
-  if (op == "Reciprocal") return 1.0 / x;
-  if (op == "Tanh") return std::tanh(x);
-  if (op == "Erf") return std::erf(x);
-  if (op == "Sigmoid") return 1.0 / (1.0 + std::exp(-x));
-  if (op == "Relu") return x > 0 ? x : 0;
-  if (op == "Sin") return std::sin(x);
-  if (op == "Cos") return std::cos(x);
-  if (op == "Floor") return std::floor(x);
-  if (op == "Ceil") return std::ceil(x);
-  if (op == "Round") return std::nearbyint(x);  // half to even under the default rounding mode
-  if (op == "Sign") return x > 0 ? 1 : (x < 0 ? -1 : 0);
-  if (op == "Softsign") return x / (1 + std::fabs(x));
-  if (op == "LeakyRelu") return x >= 0 ? x : x * a.get_float("alpha", 0.01f);
-  if (op == "HardSigmoid") return std::clamp(a.get_float("alpha", 0.2f) * x + a.get_float("beta", 0.5f), 0.0, 1.0);
-  if (op == "HardSwish") return x * std::clamp(x / 6.0 + 0.5, 0.0, 1.0);
-  if (op == "Elu") return x >= 0 ? x : a.get_float("alpha", 1.0f) * (std::exp(x) - 1);
+// Resolved once per kernel call (op name and attributes), not per element.
+using UnaryFn = std::function<double(double)>;
+
+UnaryFn unary_fn(const std::string& op, const Attributes& a) {
+  static const std::map<std::string, double (*)(double)> plain = {
+      {"Neg", [](double x) { return -x; }}, {"Abs", [](double x) { return std::fabs(x); }},
+      {"Exp", [](double x) { return std::exp(x); }}, {"Log", [](double x) { return std::log(x); }},
+      {"Sqrt", [](double x) { return std::sqrt(x); }}, {"Reciprocal", [](double x) { return 1.0 / x; }},
+      {"Tanh", [](double x) { return std::tanh(x); }}, {"Erf", [](double x) { return std::erf(x); }},
+      {"Sigmoid", [](double x) { return 1.0 / (1.0 + std::exp(-x)); }}, {"Relu", [](double x) { return x > 0 ? x : 0.0; }},
+      {"Sin", [](double x) { return std::sin(x); }}, {"Cos", [](double x) { return std::cos(x); }},
+      {"Floor", [](double x) { return std::floor(x); }}, {"Ceil", [](double x) { return std::ceil(x); }},
+      {"Round", [](double x) { return std::nearbyint(x); }},  // half to even under the default rounding mode
+      {"Sign", [](double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }},
+      {"Softsign", [](double x) { return x / (1 + std::fabs(x)); }},
+      {"HardSwish", [](double x) { return x * std::clamp(x / 6.0 + 0.5, 0.0, 1.0); }},
+      {"Softplus", [](double x) { return x > 30 ? x : std::log1p(std::exp(x)); }},
+      {"Mish", [](double x) { return x * std::tanh(x > 30 ? x : std::log1p(std::exp(x))); }},
+  };
+  if (auto it = plain.find(op); it != plain.end()) return it->second;
+  if (op == "LeakyRelu") {
+    double al = a.get_float("alpha", 0.01f);
+    return [al](double x) { return x >= 0 ? x : x * al; };
+  }
+  if (op == "HardSigmoid") {
+    double al = a.get_float("alpha", 0.2f), be = a.get_float("beta", 0.5f);
+    return [al, be](double x) { return std::clamp(al * x + be, 0.0, 1.0); };
+  }
+  if (op == "Elu") {
+    double al = a.get_float("alpha", 1.0f);
+    return [al](double x) { return x >= 0 ? x : al * (std::exp(x) - 1); };
+  }
   if (op == "Celu") {
     double al = a.get_float("alpha", 1.0f);
-    return std::max(0.0, x) + std::min(0.0, al * (std::exp(x / al) - 1));
+    return [al](double x) { return std::max(0.0, x) + std::min(0.0, al * (std::exp(x / al) - 1)); };
   }
   if (op == "Selu") {
     double al = a.get_float("alpha", 1.67326319217681884765625f), g = a.get_float("gamma", 1.05070102214813232421875f);
-    return x > 0 ? g * x : g * (al * std::exp(x) - al);
+    return [al, g](double x) { return x > 0 ? g * x : g * (al * std::exp(x) - al); };
   }
-  if (op == "Softplus") return x > 30 ? x : std::log1p(std::exp(x));
-  if (op == "Mish") return x * std::tanh(x > 30 ? x : std::log1p(std::exp(x)));
   if (op == "Gelu") {
     if (a.get_string("approximate", "none") == "tanh")
-      return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+      return [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); };
+    return [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); };
   }
   throw std::logic_error(op);
 }
@@ -160,6 +181,7 @@ void k_unary(KernelContext& c) {
   const std::string& op = c.node().op;
   Tensor x = as_compute(c.input(0));
   Tensor out = Tensor::empty(x.dtype(), x.shape());
+  UnaryFn f = unary_fn(op, c.attrs());
   visit_dtype(x.dtype(), [&]<typename T>() {
     const T* px = x.data<T>();
     T* po = out.data<T>();
@@ -171,9 +193,9 @@ void k_unary(KernelContext& c) {
         else if (op == "Abs") po[i] = px[i] < 0 ? T(-px[i]) : px[i];
         else if (op == "Relu") po[i] = px[i] > 0 ? px[i] : T(0);
         else if (op == "Sign") po[i] = T(px[i] > 0 ? 1 : (px[i] < 0 ? -1 : 0));
-        else po[i] = T(unary_f(op, double(px[i]), c.attrs()));
+        else po[i] = T(f(double(px[i])));
       } else {
-        po[i] = T(unary_f(op, double(px[i]), c.attrs()));
+        po[i] = T(f(double(px[i])));
       }
     }
   });
