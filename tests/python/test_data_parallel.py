@@ -171,7 +171,7 @@ def test_ranks_holding_different_batches_are_refused(tmp_path, engines):
 @pytest.mark.parametrize("args, message", [
     (["--dp", "-o", "out{rank}.npz"], "drop {rank}"),
     (["--apply-padding", "-o", "out.npz"], "--apply-padding only applies with --dp"),
-    (["--dp=2", "-o", "out.npz"], "--dp=2 but the job has 1 ranks"),
+    (["--dp=2", "-o", "out.npz"], "--dp=2 needs 2 ranks, but the job has 1"),
     (["--dp=0", "-o", "out.npz"], "--dp=0: expected a positive rank count"),
 ])
 def test_bad_flags(tmp_path, engines, args, message):
