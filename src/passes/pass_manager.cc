@@ -39,6 +39,10 @@ void PassManager::run(Graph& g) {
 
 std::vector<Pass> default_passes(const Settings& s) {
   std::vector<Pass> p = {{"fold_constants", fold_constants}, {"eliminate_dead_code", eliminate_dead_code}, {"infer_shapes", infer_shapes}};
+  // Fusions run for every target, so the CPU reference kernels of the fused
+  // ops prove them in CI. Pattern passes come before fuse_elementwise, which
+  // would otherwise absorb their elementwise ops. Order:
+  // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, fuse_elementwise.
   p.push_back({"split_collectives", split_collectives});
   if (s.fuse_distributed_ops) p.push_back({"fuse_distributed_ops", fuse_distributed_ops});
   return p;
