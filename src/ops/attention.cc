@@ -1,0 +1,64 @@
+// Attention: the fused form of softmax(Q·Kᵀ·scale + mask)·V that
+// passes/fuse_attention.cc makes from the exporters' decompositions. It is
+// tessera's own op (not ONNX's opset-23 Attention, whose inputs differ).
+//
+//   inputs  Q [B, Hq, Tq, D], K [B, Hkv, Tk, D], V [B, Hkv, Tk, Dv],
+//           optional additive float mask broadcastable to [B, Hq, Tq, Tk]
+//           (-inf allowed; any float dtype)
+//   attrs   scale (float, required), causal (0/1, default 0)
+//   output  [B, Hq, Tq, Dv], Q's dtype
+//
+// causal=1 keeps key j for query i when j <= i: top-left aligned, torch's
+// is_causal (and the Trilu(upper=0) mask both exporters build for it), also
+// when Tq != Tk. A bottom-right mask (KV-cache decoding) stays an explicit
+// mask input. GQA: Hq % Hkv == 0 and query head h reads kv head
+// h / (Hq / Hkv). Head counts come from shapes only, so a graph whose heads
+// were divided by tensor parallelism needs no attribute change.
+#include "ir/op_registry.h"
+
+namespace tessera {
+namespace {
+
+
+// a and b agree unless one is unknown at build time.
+bool same_dim(int64_t a, int64_t b) { return a == kUnknownDim || b == kUnknownDim || a == b; }
+
+std::vector<TensorType> attention(const InferContext& c) {
+  const TensorType &q = c.input(0), &k = c.input(1), &v = c.input(2);
+  if (!c.attrs().has("scale")) c.error("attribute 'scale' is required");
+  int64_t causal = c.attrs().get_int("causal", 0);
+  if (causal != 0 && causal != 1) c.error("causal must be 0 or 1, got ", causal);
+  for (const TensorType* t : {&q, &k, &v})
+    if (!is_float(t->dtype)) c.error("Q, K and V must be floating point, got ", dtype_name(t->dtype));
+  if (k.dtype != q.dtype || v.dtype != q.dtype)
+    c.error("Q, K and V must share a dtype, got ", dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype));
+  if (c.has_input(3) && !is_float(c.input(3).dtype)) c.error("mask must be floating point (additive), got ", dtype_name(c.input(3).dtype));
+  if (!q.rank_known || !k.rank_known || !v.rank_known) return {{q.dtype, {}, false}};
+  if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
+    c.error("Q, K, V must be rank 4 [B, H, T, D], got ", to_string(q.shape), ", ", to_string(k.shape), ", ", to_string(v.shape));
+  int64_t B = q.shape[0], Hq = q.shape[1], Tq = q.shape[2], D = q.shape[3];
+  int64_t Hkv = k.shape[1], Tk = k.shape[2];
+  if (!same_dim(k.shape[0], B) || !same_dim(v.shape[0], B)) c.error("batch dims differ: Q ", to_string(q.shape), ", K ", to_string(k.shape), ", V ", to_string(v.shape));
+  if (!same_dim(k.shape[3], D)) c.error("K head dim ", k.shape[3], " differs from Q's ", D);
+  if (!same_dim(v.shape[1], Hkv) || !same_dim(v.shape[2], Tk)) c.error("V ", to_string(v.shape), " must match K ", to_string(k.shape), " in heads and length");
+  if (Hq != kUnknownDim && Hkv != kUnknownDim && (Hkv == 0 || Hq % Hkv != 0))
+    c.error("query heads ", Hq, " are not a multiple of key/value heads ", Hkv);
+  Shape out = {B, Hq, Tq, v.shape[3]};
+  if (c.has_input(3) && c.input(3).rank_known) {
+    const Shape& m = c.input(3).shape;
+    Shape scores = {B, Hq, Tq, Tk};
+    if (m.size() > 4) c.error("mask ", to_string(m), " has rank above 4");
+    for (size_t i = 0; i < m.size(); ++i) {
+      int64_t md = m[m.size() - 1 - i], sd = scores[3 - i];
+      if (md != 1 && !same_dim(md, sd)) c.error("mask ", to_string(m), " does not broadcast to scores ", to_string(scores));
+    }
+  }
+  return {{q.dtype, out, true}};
+}
+
+struct Registrar {
+  Registrar() { OpRegistry::add({"Attention", 3, 4, 1, 1, attention}); }
+} registrar;
+
+}  // namespace
+}  // namespace tessera
