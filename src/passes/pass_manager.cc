@@ -10,6 +10,7 @@
 #include "ir/dump.h"
 #include "ir/verifier.h"
 #include "passes/fuse_attention.h"
+#include "passes/fuse_elementwise.h"
 
 namespace tessera {
 
@@ -45,6 +46,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   // would otherwise absorb their elementwise ops. Order:
   // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, fuse_elementwise.
   p.push_back({"fuse_attention", fuse_attention});
+  p.push_back({"fuse_elementwise", fuse_elementwise});
   p.push_back({"split_collectives", split_collectives});
   if (s.fuse_distributed_ops) p.push_back({"fuse_distributed_ops", fuse_distributed_ops});
   return p;
