@@ -1,0 +1,227 @@
+// CUDA Softmax / LogSoftmax, LayerNormalization and RMSNormalization
+// (semantics: backend/cpu/kernels/normalization.cc and rms_norm.cc). All
+// statistics are kept in f32 (f64 for f64 inputs).
+//
+// Over the last dim (the hot case: attention scores, GPT-2's 50257 logits,
+// hidden sizes up to 4096+) a warp or a block owns a row: one read of the row
+// gathers the statistics (Softmax: online max and rescaled sum; LayerNorm:
+// Welford per thread, merged with Chan's formula, which does not cancel the
+// way sum/sum-of-squares can when |mean| >> std), a second read writes it.
+// Softmax along another axis runs one thread per (outer, inner) line, reads
+// coalesced across the inner dim.
+#include <cmath>
+
+#include "backend/cuda/kernels/reduce_util.cuh"
+
+namespace tessera::cuda {
+namespace {
+
+// ---- Softmax ----------------------------------------------------------------
+
+// Running max `m` and sum of exp(x - m). A -inf element adds nothing; a row
+// of only -inf ends with m = -inf and gives NaN, like the CPU's exp(-inf+inf).
+template <typename A>
+struct MaxSum {
+  A m, s;
+  __device__ MaxSum shfl(int mask) const { return {shfl_xor(m, mask), shfl_xor(s, mask)}; }
+  __device__ void add(A v) {
+    if (v > m) {
+      s = s * exp(m - v) + A(1);
+      m = v;
+    } else if (v != A(-INFINITY)) {
+      s += exp(v - m);  // NaN v (or m = +inf) makes s NaN, as on the CPU
+    }
+  }
+  __device__ static void merge(MaxSum& a, const MaxSum& b) {
+    const MaxSum& hi = b.m > a.m ? b : a;
+    const MaxSum& lo = b.m > a.m ? a : b;
+    A s = hi.s + (lo.m == A(-INFINITY) ? (lo.s != lo.s ? lo.s : A(0)) : lo.s * exp(lo.m - hi.m));
+    a = {hi.m, s};
+  }
+};
+
+template <typename A>
+__device__ __forceinline__ A softmax_value(A v, const MaxSum<A>& st, bool log_out) {
+  return log_out ? v - st.m - A(log(st.s)) : A(exp(v - st.m)) / st.s;
+}
+
+template <typename T>
+__global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t n, bool log_out, bool warp_rows) {
+  using A = compute_t<T>;
+  auto merge = [](MaxSum<A>& a, const MaxSum<A>& b) { MaxSum<A>::merge(a, b); };
+  int tid = int(threadIdx.x), nt = int(blockDim.x);
+  int64_t r = blockIdx.x, step = gridDim.x;
+  if (warp_rows) {
+    tid = threadIdx.x & 31, nt = 32;
+    r = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5), step = rows;  // one row per warp
+  }
+  for (; r < rows; r += step) {
+    const T* px = x + r * n;
+    MaxSum<A> st{A(-INFINITY), A(0)};
+    for_row(px, n, tid, nt, [&](int64_t, A v) { st.add(v); });
+    st = warp_rows ? warp_all_reduce(st, merge) : block_all_reduce(st, merge);
+    for (int64_t j = tid; j < n; j += nt) store(y, r * n + j, softmax_value(load(px, j), st, log_out));
+  }
+}
+
+template <typename T>
+__global__ void softmax_lines(const T* x, T* y, Around a, bool log_out) {
+  using A = compute_t<T>;
+  int64_t lines = a.outer * a.inner;
+  for (int64_t l = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; l < lines; l += int64_t(gridDim.x) * blockDim.x) {
+    int64_t o = l / a.inner, in = l - o * a.inner, base = o * a.n * a.inner + in;
+    MaxSum<A> st{A(-INFINITY), A(0)};
+    for (int64_t j = 0; j < a.n; ++j) st.add(load(x, base + j * a.inner));
+    for (int64_t j = 0; j < a.n; ++j) store(y, base + j * a.inner, softmax_value(load(x, base + j * a.inner), st, log_out));
+  }
+}
+
+// Float dtypes only (the CPU kernel's set); a launcher for (T) from a dtype.
+template <typename F>
+void visit_float_dtype(const KernelContext& ctx, DType t, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f16: return f.template operator()<__half>();
+    case DType::bf16: return f.template operator()<__nv_bfloat16>();
+    case DType::f64: return f.template operator()<double>();
+    default: ctx.error("dtype ", dtype_name(t), " is not supported");
+  }
+}
+
+// Grid and block for row kernels: 8 rows per 256-thread block, or a block per row.
+struct RowLaunch {
+  unsigned grid, block;
+  bool warp_rows;
+};
+RowLaunch row_launch(int64_t rows, int64_t n) {
+  if (n <= kWarpRowMax) return {unsigned((rows + 7) / 8), 256, true};
+  return {unsigned(std::min<int64_t>(rows, 1 << 20)), unsigned(kBlockRowThreads), false};
+}
+
+void k_softmax(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  int64_t axis = normalize_axis(ctx.attrs().get_int("axis", -1), x.rank(), ctx.node().name);
+  bool log_out = ctx.node().op == "LogSoftmax";
+  Around a = around_axis(x.shape(), axis);
+  if (x.numel() == 0) return;
+  visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    const T* px = static_cast<const T*>(x.raw());
+    T* py = static_cast<T*>(ctx.output(0).raw());
+    if (a.inner == 1) {
+      RowLaunch l = row_launch(a.outer, a.n);
+      softmax_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(px, py, a.outer, a.n, log_out, l.warp_rows);
+    } else {
+      softmax_lines<T><<<blocks_for(a.outer * a.inner), 256, 0, ctx.stream()>>>(px, py, a, log_out);
+    }
+  });
+  check_launch(ctx);
+}
+
+// ---- LayerNormalization -------------------------------------------------------
+
+template <typename T>
+__global__ void layer_norm_rows(const T* x, T* y, ParamVec scale, ParamVec bias, bool has_bias, FloatOut mean_out,
+                                FloatOut inv_out, int64_t rows, int64_t n, float eps, bool warp_rows) {
+  using A = compute_t<T>;
+  auto merge = [](Welford<A>& a, const Welford<A>& b) { Welford<A>::merge(a, b); };
+  int tid = int(threadIdx.x), nt = int(blockDim.x);
+  int64_t r = blockIdx.x, step = gridDim.x;
+  if (warp_rows) {
+    tid = threadIdx.x & 31, nt = 32;
+    r = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5), step = rows;
+  }
+  for (; r < rows; r += step) {
+    const T* px = x + r * n;
+    Welford<A> w{A(0), A(0), A(0)};
+    for_row(px, n, tid, nt, [&](int64_t, A v) { w.add(v); });
+    w = warp_rows ? warp_all_reduce(w, merge) : block_all_reduce(w, merge);
+    A inv = A(1) / sqrt(w.m2 / A(n) + A(eps));
+    for (int64_t j = tid; j < n; j += nt) {
+      A v = (load(px, j) - w.mean) * inv * scale.at<A>(j % scale.n);
+      if (has_bias) v += bias.at<A>(j % bias.n);
+      store(y, r * n + j, v);
+    }
+    if (tid == 0) {
+      if (mean_out.p) mean_out.put(r, w.mean);
+      if (inv_out.p) inv_out.put(r, inv);
+    }
+  }
+}
+
+void k_layer_norm(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  int64_t axis = normalize_axis(ctx.attrs().get_int("axis", -1), x.rank(), ctx.node().name);
+  int64_t rows = around_axis(x.shape(), axis).outer, n = rows ? x.numel() / rows : 0;
+  ParamVec scale = param_vec(ctx, 1, "Scale"), bias;
+  if (scale.n == 0 || n % scale.n) ctx.error("Scale ", to_string(ctx.input(1).shape()), " does not broadcast over the normalised dims");
+  bool has_bias = ctx.has_input(2);
+  if (has_bias) {
+    bias = param_vec(ctx, 2, "B");
+    if (bias.n == 0 || n % bias.n) ctx.error("B ", to_string(ctx.input(2).shape()), " does not broadcast over the normalised dims");
+  }
+  FloatOut mean_out, inv_out;
+  if (ctx.has_output(1)) mean_out = float_out(ctx, 1);
+  if (ctx.has_output(2)) inv_out = float_out(ctx, 2);
+  if (rows == 0) return;
+  float eps = ctx.attrs().get_float("epsilon", 1e-5f);
+  visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    RowLaunch l = row_launch(rows, n);
+    layer_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()),
+                                                             scale, bias, has_bias, mean_out, inv_out, rows, n, eps, l.warp_rows);
+  });
+  check_launch(ctx);
+}
+
+// ---- RMSNormalization -----------------------------------------------------------
+
+template <typename A>
+struct SumSq {
+  A s;
+  __device__ SumSq shfl(int mask) const { return {shfl_xor(s, mask)}; }
+};
+
+// Y = X / sqrt(mean(X^2) + eps) * scale, rounded once into Y's dtype (Scale's).
+template <typename T>
+__global__ void rms_norm_rows(const T* x, FloatOut y, ParamVec scale, int64_t rows, int64_t n, float eps, bool warp_rows) {
+  using A = compute_t<T>;
+  auto merge = [](SumSq<A>& a, const SumSq<A>& b) { a.s += b.s; };
+  int tid = int(threadIdx.x), nt = int(blockDim.x);
+  int64_t r = blockIdx.x, step = gridDim.x;
+  if (warp_rows) {
+    tid = threadIdx.x & 31, nt = 32;
+    r = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5), step = rows;
+  }
+  for (; r < rows; r += step) {
+    const T* px = x + r * n;
+    SumSq<A> ss{A(0)};
+    for_row(px, n, tid, nt, [&](int64_t, A v) { ss.s += v * v; });
+    ss = warp_rows ? warp_all_reduce(ss, merge) : block_all_reduce(ss, merge);
+    A inv = A(1) / sqrt(ss.s / A(n) + A(eps));
+    for (int64_t j = tid; j < n; j += nt) y.put(r * n + j, load(px, j) * inv * scale.at<A>(j % scale.n));
+  }
+}
+
+void k_rms_norm(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  int64_t axis = normalize_axis(ctx.attrs().get_int("axis", -1), x.rank(), ctx.node().name);
+  int64_t rows = around_axis(x.shape(), axis).outer, n = rows ? x.numel() / rows : 0;
+  ParamVec scale = param_vec(ctx, 1, "scale");
+  if (scale.n == 0 || n % scale.n) ctx.error("scale ", to_string(ctx.input(1).shape()), " does not broadcast over the normalised dims");
+  FloatOut y = float_out(ctx, 0);
+  if (rows == 0 || n == 0) return;
+  float eps = ctx.attrs().get_float("epsilon", 1e-5f);
+  visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    RowLaunch l = row_launch(rows, n);
+    rms_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), y, scale, rows, n, eps, l.warp_rows);
+  });
+  check_launch(ctx);
+}
+
+}  // namespace
+
+TESSERA_CUDA_KERNEL("Softmax", k_softmax);
+TESSERA_CUDA_KERNEL("LogSoftmax", k_softmax);
+TESSERA_CUDA_KERNEL("LayerNormalization", k_layer_norm);
+TESSERA_CUDA_KERNEL("RMSNormalization", k_rms_norm);
+
+}  // namespace tessera::cuda
