@@ -46,6 +46,7 @@ void add_bench(CLI::App& app) {
     std::vector<std::string> shapes;
     int warmup = 5, iters = 50, top = 10;
     uint64_t seed = 0;
+    bool no_cuda_graph = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("engine", o->engine, "engine file (.tsr)")->required();
@@ -54,16 +55,18 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--iterations", o->iters, "timed runs")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--top", o->top, "layers to show in the profile")->capture_default_str();
   cmd->add_option("--trace", o->trace, "write a Chrome-trace JSON of one profiled run");
+  cmd->add_flag("--no-cuda-graph", o->no_cuda_graph, "cuda engines: time op-by-op runs instead of CUDA graph replays");
   cmd->callback([o] {
     Engine e = Engine::load(o->engine);
-    auto inputs = random_inputs(e.graph(), parse_shape_flags(o->shapes), o->seed);
-    for (int i = 0; i < o->warmup; ++i) e.run(inputs);
+    RuntimeOptions rt;
+    rt.cuda_graph = !o->no_cuda_graph;
+    e.set_runtime(rt);
+    auto host_inputs = random_inputs(e.graph(), parse_shape_flags(o->shapes), o->seed);
+    // cuda: inputs stay on the device and each run is timed with CUDA events (as the peers are).
+    auto inputs = e.bench_inputs(host_inputs);
+    for (int i = 0; i < o->warmup; ++i) e.timed_run(inputs);
     std::vector<double> lat;
-    for (int i = 0; i < o->iters; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      e.run(inputs);
-      lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
+    for (int i = 0; i < o->iters; ++i) lat.push_back(e.timed_run(inputs));
     double mean = 0;
     for (double x : lat) mean += x / double(lat.size());
     int64_t batch = inputs.empty() || inputs.begin()->second.rank() == 0 ? 1 : inputs.begin()->second.dim(0);
@@ -75,12 +78,12 @@ void add_bench(CLI::App& app) {
     // One more run, timed per layer, for the profile and the trace.
     std::map<std::string, LayerStat> layers;
     nlohmann::json events = nlohmann::json::array();
-    auto start = std::chrono::steady_clock::now();
-    e.run(inputs, [&](const Node& n, double ms) {
+    double t_us = 0;  // steps run one after another: each starts where the last ended
+    e.run(host_inputs, [&](const Node& n, double ms) {
       LayerStat& s = layers[n.name];
       s.op = n.op, s.ms += ms, ++s.calls;
-      double end_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
-      events.push_back({{"name", n.name}, {"cat", n.op}, {"ph", "X"}, {"ts", end_us - ms * 1000}, {"dur", ms * 1000}, {"pid", 0}, {"tid", 0}});
+      events.push_back({{"name", n.name}, {"cat", n.op}, {"ph", "X"}, {"ts", t_us}, {"dur", ms * 1000}, {"pid", 0}, {"tid", 0}});
+      t_us += ms * 1000;
     });
     print_profile(layers, o->top);
     if (!o->trace.empty()) {

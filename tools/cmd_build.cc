@@ -1,4 +1,5 @@
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "core/npy.h"
@@ -12,6 +13,26 @@
 namespace tessera::cli {
 
 namespace {
+std::string default_timing_cache() {
+  const char* env = std::getenv("TESSERA_CACHE");
+  const char* home = std::getenv("HOME");
+  if (env && *env) return std::string(env) + "/gemm_timing.json";
+  return std::string(home ? home : "/tmp") + "/.cache/tessera/gemm_timing.json";
+}
+
+// --autocast, and Torch-TensorRT's deprecated enabled_precisions mapped onto it.
+void apply_precision_flags(Settings& s, const std::string& autocast, const std::vector<std::string>& precisions) {
+  auto dtype_of = [](const std::string& p) { return p == "fp16" || p == "float16" || p == "half" ? DType::f16 : DType::bf16; };
+  if (!autocast.empty()) s.enable_autocast = true, s.autocast_dtype = dtype_of(autocast);
+  for (const std::string& p : precisions) {
+    if (p == "fp32" || p == "float32") continue;
+    if (p != "fp16" && p != "float16" && p != "half" && p != "bf16" && p != "bfloat16")
+      fail(ErrorKind::InvalidArgument, "--enabled-precisions ", p, ": expected fp32, fp16 or bf16");
+    std::cerr << "tessera: warning: --enabled-precisions is deprecated; it maps onto --autocast " << p << "\n";
+    if (!s.enable_autocast) s.enable_autocast = true, s.autocast_dtype = dtype_of(p);
+  }
+}
+
 // model.tsr → model.rank1.tsr; "{rank}" in the path is replaced instead when present.
 std::string shard_path(const std::string& out, int64_t rank) {
   std::string p = out;
@@ -47,6 +68,8 @@ void add_build(CLI::App& app) {
     bool verbose = false, no_fuse = false;
     std::string distributed = "auto", plan;
     int64_t tp = 1;
+    std::string target = "cpu", autocast, timing_cache;
+    std::vector<std::string> enabled_precisions;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("model", o->model, "ONNX model (external data files next to it)")->required();
@@ -59,6 +82,12 @@ void add_build(CLI::App& app) {
   cmd->add_option("--tp", o->tp, "tensor-parallel degree: write one engine per rank (model.rank<r>.tsr, or {rank} in -o)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--plan", o->plan, "TP plan (JSON: module pattern -> colwise/rowwise/replicate with layouts), or 'auto' (written to <output>.plan.json)");
+  cmd->add_option("--target", o->target, "backend to compile for: cpu, or cuda (built and tuned on this machine's GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--autocast", o->autocast, "enable_autocast: run MatMul/Gemm/Conv/attention in this dtype (norms, softmax, reductions stay fp32)")
+      ->check(CLI::IsMember({"fp16", "bf16", "float16", "bfloat16"}));
+  cmd->add_option("--enabled-precisions", o->enabled_precisions, "deprecated: use --autocast (fp16 or bf16 here maps onto it)");
+  cmd->add_option("--timing-cache", o->timing_cache, "target cuda: GEMM timing cache file, read and updated (default ~/.cache/tessera/gemm_timing.json)");
   cmd->add_flag("--no-fuse-distributed-ops", o->no_fuse, "keep collectives as start/wait pairs (fuse_distributed_ops=false)");
   cmd->callback([o] {
     auto t0 = std::chrono::steady_clock::now();
@@ -68,6 +97,9 @@ void add_build(CLI::App& app) {
     s.verbose = o->verbose;
     s.use_distributed_mode = o->distributed;
     s.fuse_distributed_ops = !o->no_fuse;
+    s.target = o->target;
+    s.timing_cache = o->timing_cache.empty() ? default_timing_cache() : o->timing_cache;
+    apply_precision_flags(s, o->autocast, o->enabled_precisions);
     if (o->tp > 1 && o->plan.empty()) fail(ErrorKind::InvalidArgument, "--tp ", o->tp, " needs --plan plan.json");
     if (o->tp == 1 && !o->plan.empty()) fail(ErrorKind::InvalidArgument, "--plan needs --tp N (N > 1)");
     if (o->plan == "auto") {

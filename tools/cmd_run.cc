@@ -15,6 +15,7 @@
 #include "dist/process_group.h"
 #include "engine/cache.h"
 #include "engine/data_parallel.h"
+#include "engine/target.h"
 #include "passes/pass_manager.h"
 #include "tools/cli.h"
 
@@ -26,7 +27,7 @@ struct RunOpts {
   std::vector<std::string> inputs;
   double timeout = 60;
   std::string dp_size;  // --dp=N: N must be the world size ("all": any)
-  bool dp = false, apply_padding = false, verbose = false;
+  bool dp = false, apply_padding = false, verbose = false, no_cuda_graph = false;
   int tp = 1;           // --tp B with --dp: a dp x tp mesh, TP inside each group of B ranks
   std::chrono::milliseconds timeout_ms() const { return std::chrono::milliseconds(int64_t(timeout * 1000)); }
 };
@@ -140,16 +141,22 @@ void add_run(CLI::App& app) {
                 "(the repeats are dropped from the output)");
   cmd->add_option("--cache-dir", o->cache_dir, "engine cache for .onnx models (default $TESSERA_CACHE or ~/.cache/tessera)");
   cmd->add_flag("-v,--verbose", o->verbose, "say whether the engine was built or loaded from the cache");
+  cmd->add_flag("--no-cuda-graph", o->no_cuda_graph, "cuda engines: run op by op instead of replaying a captured CUDA graph");
   cmd->callback([o, dp] {
     o->dp = dp->count() > 0;
     TSR_CHECK(o->dp || o->tp == 1, ErrorKind::InvalidArgument, "--tp applies with --dp (a dp x tp mesh); a TP-only run needs no flag");
     dist::RankInfo info = dist::detect_rank_info();
     Engine e = open_engine(*o, info);
+    RuntimeOptions rt;
+    rt.cuda_graph = !o->no_cuda_graph;
+    e.set_runtime(rt);
     check_dp(*o, info, e);
     std::unique_ptr<dist::ProcessGroup> pg;
     if (info.world_size > 1 || has_collectives(e.graph())) {
       pg = dist::init_process_group(info, "gloo", o->timeout_ms());
-      if (o->tp == 1) e.set_communicator(pg->world);
+      // A cuda engine's collectives run on NCCL, on the engine's stream.
+      bool nccl = e.settings().target == "cuda" && has_collectives(e.graph());
+      if (o->tp == 1) e.set_communicator(nccl ? dist::make_nccl_world(*pg, local_device()) : pg->world);
     }
     if (o->dp) run_dp(*o, e, info, pg.get());
     else run_plain(*o, e, info);

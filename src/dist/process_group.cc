@@ -81,6 +81,21 @@ std::unique_ptr<ProcessGroup> init_process_group(const RankInfo& info, const std
   return pg;
 }
 
+std::shared_ptr<Communicator> make_nccl_world(ProcessGroup& pg, int device) {
+#ifdef TESSERA_WITH_CUDA
+  std::shared_ptr<Communicator> c =
+      NcclCommunicator::create(*pg.gloo_store, pg.info.rank, pg.info.world_size, device, pg.timeout, "nccl/engine");
+  Store* store = pg.rendezvous.store.get();
+  int rank = pg.info.rank, world = pg.info.world_size;
+  auto timeout = pg.timeout;
+  c->set_failure_probe([store, rank, world, timeout] { return diagnose_failure(*store, rank, world, timeout); });
+  return c;
+#else
+  (void)pg, (void)device;
+  fail(ErrorKind::Unsupported, "NCCL is not available: this tessera was built without CUDA");
+#endif
+}
+
 std::unique_ptr<ProcessGroup> init_process_group(const std::string& backend, std::chrono::milliseconds timeout) {
   return init_process_group(detect_rank_info(), backend, timeout);
 }

@@ -50,6 +50,11 @@ std::unique_ptr<ProcessGroup> init_process_group(const std::string& backend, std
 std::unique_ptr<ProcessGroup> init_process_group(const RankInfo& info, const std::string& backend,
                                                  std::chrono::milliseconds timeout);
 
+// A second world communicator over NCCL on GPU `device`, beside the gloo one
+// (CUDA engines run their collectives on it; DP gathers stay on gloo). Every
+// rank calls it. Fails clearly in a build without CUDA.
+std::shared_ptr<Communicator> make_nccl_world(ProcessGroup& pg, int device);
+
 // Names the ranks at fault for a failed collective (used as the failure probe).
 std::string diagnose_failure(Store& store, int rank, int world_size, std::chrono::milliseconds timeout);
 

@@ -1,10 +1,12 @@
 #include "engine/engine.h"
 
+#include <chrono>
 #include <iostream>
 
 #include "frontend/onnx/importer.h"
 #include "parallel/shard.h"
 #include "passes/pass_manager.h"
+#include "engine/target.h"
 
 namespace tessera {
 
@@ -32,8 +34,9 @@ void pin_input_shapes(Graph& g, const std::map<std::string, Shape>& shapes) {
 }
 }  // namespace
 
-Engine Engine::build(Graph g, const Settings& settings) {
-  TSR_CHECK(settings.target == "cpu", ErrorKind::Unsupported, "target '", settings.target, "' is not available in this build (cpu)");
+Engine Engine::build(Graph g, const Settings& settings_in) {
+  Settings settings = settings_in;
+  prepare_target(settings);
   pin_input_shapes(g, settings.input_shapes);
   if (settings.use_distributed_mode != "auto" && settings.use_distributed_mode != "on" && settings.use_distributed_mode != "off")
     fail(ErrorKind::InvalidArgument, "use_distributed_mode must be auto, on or off, got '", settings.use_distributed_mode, "'");
@@ -52,6 +55,7 @@ Engine Engine::build(Graph g, const Settings& settings) {
   }
   for (Pass& p : default_passes(settings)) pm.add(std::move(p));
   pm.run(g);
+  finish_target(g, settings);
   return Engine(std::make_unique<Graph>(std::move(g)), settings, tessera_version());
 }
 
@@ -84,7 +88,37 @@ void Engine::set_group(const std::string& name, std::shared_ptr<dist::Communicat
 std::map<std::string, Tensor> Engine::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer) const {
   check_inputs(*graph_, inputs);
   bool has_comms = comms_.world || !comms_.groups.empty();
+  if (settings_.target == "cuda") return run_cuda(cuda_executor(), inputs, timer, has_comms ? &comms_ : nullptr);
   return exec_->run(inputs, timer, has_comms ? &comms_ : nullptr);
+}
+
+std::map<std::string, Tensor> Engine::run_device(const std::map<std::string, Tensor>& inputs) const {
+  check_inputs(*graph_, inputs);
+  bool has_comms = comms_.world || !comms_.groups.empty();
+  return run_cuda_device(cuda_executor(), inputs, has_comms ? &comms_ : nullptr);
+}
+
+cuda::Executor& Engine::cuda_executor() const {
+  if (settings_.target != "cuda")
+    fail(ErrorKind::InvalidArgument, "this engine was built for target '", settings_.target, "'; rebuild it with --target cuda");
+  if (!cuda_) cuda_ = make_cuda_executor(*graph_, settings_, runtime_);
+  return *cuda_;
+}
+
+void* Engine::cuda_stream() const { return cuda_stream_of(cuda_executor()); }
+
+double Engine::timed_run(const std::map<std::string, Tensor>& inputs) const {
+  bool has_comms = comms_.world || !comms_.groups.empty();
+  if (settings_.target == "cuda") return timed_cuda_run(cuda_executor(), inputs, has_comms ? &comms_ : nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  run(inputs);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::map<std::string, Tensor> Engine::bench_inputs(const std::map<std::string, Tensor>& host_inputs) const {
+  check_inputs(*graph_, host_inputs);
+  if (settings_.target == "cuda") return upload_to_cuda(cuda_executor(), host_inputs);
+  return host_inputs;
 }
 
 }  // namespace tessera

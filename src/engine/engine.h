@@ -13,6 +13,8 @@
 
 namespace tessera {
 
+namespace cuda { class Executor; }
+
 class Engine {
  public:
   // Run the pass pipeline on `g` and prepare it for `settings.target`.
@@ -34,6 +36,20 @@ class Engine {
   void set_communicator(std::shared_ptr<dist::Communicator> world);
   void set_group(const std::string& name, std::shared_ptr<dist::Communicator> c);
 
+  // Run options (CUDA graphs, the GPU); take effect before the first CUDA run.
+  void set_runtime(const RuntimeOptions& r) { runtime_ = r; }
+  // Outputs on the device, valid until the next run (target cuda only); the
+  // caller synchronises the engine's stream (cuda_stream()) before reading them.
+  std::map<std::string, Tensor> run_device(const std::map<std::string, Tensor>& inputs) const;
+  void* cuda_stream() const;
+  // `tessera bench`: one run's time in ms — CUDA events around a run on
+  // device-resident inputs (prepare them with bench_inputs) for cuda engines,
+  // wall time for cpu ones.
+  double timed_run(const std::map<std::string, Tensor>& inputs) const;
+  std::map<std::string, Tensor> bench_inputs(const std::map<std::string, Tensor>& host_inputs) const;  // the cudaStream_t the engine runs on (made on first use)
+  // The CUDA executor (made on first use; refuses a GPU of another architecture).
+  cuda::Executor& cuda_executor() const;
+
   const Graph& graph() const { return *graph_; }
   const Settings& settings() const { return settings_; }
   const std::string& version() const { return version_; }
@@ -45,6 +61,8 @@ class Engine {
   std::string version_;
   std::unique_ptr<cpu::Executor> exec_;
   cpu::Communicators comms_;
+  RuntimeOptions runtime_;
+  mutable std::shared_ptr<cuda::Executor> cuda_;
 };
 
 // Throws InvalidArgument naming the input and the expected/received dtype or shape.

@@ -93,7 +93,8 @@ json settings_to_json(const Settings& s) {
   return {{"target", s.target}, {"use_explicit_typing", s.use_explicit_typing}, {"min_block_size", s.min_block_size},
           {"input_shapes", s.input_shapes}, {"use_distributed_mode", s.use_distributed_mode},
           {"fuse_distributed_ops", s.fuse_distributed_ops}, {"tp_degree", s.tp_degree}, {"tp_rank", s.tp_rank},
-          {"plan", s.plan_json}, {"tp_group", s.tp_group}};
+          {"plan", s.plan_json}, {"tp_group", s.tp_group}, {"cuda_arch", s.cuda_arch},
+          {"enable_autocast", s.enable_autocast}, {"autocast_dtype", dtype_name(s.autocast_dtype)}};
 }
 
 Settings settings_from_json(const json& j) {
@@ -108,6 +109,9 @@ Settings settings_from_json(const json& j) {
   s.tp_rank = j.at("tp_rank");
   s.plan_json = j.at("plan");
   s.tp_group = j.at("tp_group");
+  s.cuda_arch = j.value("cuda_arch", "");
+  s.enable_autocast = j.value("enable_autocast", false);
+  s.autocast_dtype = dtype_from_name(j.value("autocast_dtype", "float16"));
   return s;
 }
 

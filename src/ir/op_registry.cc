@@ -69,6 +69,10 @@ std::vector<TensorType> infer_node(const Node& node, const std::vector<const Ten
   return run_infer(node, std::move(types), inputs);
 }
 
+std::vector<TensorType> infer_node(const Node& node, std::vector<TensorType> types, std::vector<const Tensor*> values) {
+  return run_infer(node, std::move(types), std::move(values));
+}
+
 TensorType same_as_input(const InferContext& ctx, size_t i) { return ctx.input(i); }
 
 TensorType broadcast_inputs(const InferContext& ctx, DType out) {

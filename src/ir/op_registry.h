@@ -73,6 +73,8 @@ struct OpRegistrar {
 std::vector<TensorType> infer_node(const Node& node);
 // Same, with concrete input tensors (run time).
 std::vector<TensorType> infer_node(const Node& node, const std::vector<const Tensor*>& inputs);
+// Same, with input types and the values that are known (null where not).
+std::vector<TensorType> infer_node(const Node& node, std::vector<TensorType> types, std::vector<const Tensor*> values);
 
 // Common inference helpers shared by op families.
 TensorType same_as_input(const InferContext& ctx, size_t i = 0);

@@ -1,0 +1,307 @@
+// The CUDA executor: plans per input shapes (plan.cc), runs the steps on its
+// stream, captures each plan into a CUDA graph after its first run and
+// replays it after that. CPU-fallback steps run as host callbacks between
+// pinned copies, so they keep the stream's order and can be captured too.
+#include "backend/cuda/executor.h"
+
+#include <iostream>
+
+#include "backend/cpu/kernel_registry.h"
+#include "backend/cpu/run_context.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/plan.h"
+
+namespace tessera::cuda {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string device_arch(int d) {
+  cudaDeviceProp p{};
+  if (d >= device_count() || cudaGetDeviceProperties(&p, d) != cudaSuccess) return "";
+  return "sm_" + std::to_string(p.major * 10 + p.minor);
+}
+
+std::string device_name(int d) {
+  cudaDeviceProp p{};
+  if (d >= device_count() || cudaGetDeviceProperties(&p, d) != cudaSuccess) return "";
+  return p.name;
+}
+
+namespace {
+
+struct HostCall {
+  Step* step;
+  cpu::RunContext* run;
+};
+
+// Runs in CUDA's callback thread: no CUDA calls here.
+void CUDART_CB run_fallback(void* arg) {
+  auto* call = static_cast<HostCall*>(arg);
+  Step& s = *call->step;
+  try {
+    std::vector<const Tensor*> ins;
+    for (size_t i = 0; i < s.ins.size(); ++i) {
+      if (s.ins[i].host) ins.push_back(s.ins[i].host);
+      else if (s.ins[i].device) ins.push_back(&s.fallback->host_in[i]);
+      else ins.push_back(nullptr);
+    }
+    std::vector<Tensor> outs = cpu::run_node(*s.node, ins, call->run);
+    for (size_t i = 0; i < s.outs.size(); ++i) {
+      if (!s.outs[i]) continue;
+      Tensor& dst = s.fallback->host_out[i];
+      if (outs[i].shape() != dst.shape() || outs[i].dtype() != dst.dtype())
+        fail(ErrorKind::Internal, "CPU fallback produced ", to_string(outs[i].shape()), " for a planned ", to_string(dst.shape()));
+      std::memcpy(dst.raw(), outs[i].raw(), dst.nbytes());
+    }
+  } catch (const std::exception& e) {
+    s.fallback->error = e.what();
+  }
+}
+
+}  // namespace
+
+struct Executor::Impl {
+  const Graph& g;
+  ExecutorOptions opt;
+  DeviceContext dev;
+  cudaStream_t stream = nullptr;
+  bool own_stream = true;
+  Weights weights;
+  std::map<std::map<std::string, Shape>, std::unique_ptr<Plan>> plans;
+  std::vector<std::unique_ptr<HostCall>> calls;  // outlive the graphs that point at them
+  cpu::RunContext run_ctx;                       // for collectives run by the CPU fallback
+  bool warned_fallback = false;
+
+  Impl(const Graph& graph, const ExecutorOptions& o) : g(graph), opt(o), dev(o.device) {
+    TSR_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    upload_weights(g, weights, stream);
+  }
+  ~Impl() {
+    plans.clear();
+    if (own_stream && stream) cudaStreamDestroy(stream);
+  }
+
+  Plan& plan_for(const std::map<std::string, Tensor>& inputs) {
+    std::map<std::string, Shape> key;
+    for (auto& [k, t] : inputs) key[k] = t.shape();
+    auto it = plans.find(key);
+    if (it != plans.end()) return *it->second;
+    TSR_CUDA(cudaSetDevice(opt.device));
+    auto p = make_plan(g, weights, inputs, opt.verbose);
+    if (p->stats.fallback_steps && !warned_fallback) {
+      std::string ops;
+      for (Step& s : p->steps)
+        if (!s.fn && ops.find(s.node->op) == std::string::npos) ops += (ops.empty() ? "" : ", ") + s.node->op;
+      std::cerr << "tessera: warning: [cuda] " << p->stats.fallback_steps << " node(s) have no CUDA kernel and run on the CPU "
+                << "(ops: " << ops << ")\n";
+      warned_fallback = true;
+    }
+    return *plans.emplace(key, std::move(p)).first->second;
+  }
+
+  void launch(Plan& p, const cpu::Communicators* comms, std::vector<cudaEvent_t>* events) {
+    run_ctx.comms = comms;
+    for (size_t i = 0; i < p.steps.size(); ++i) {
+      Step& s = p.steps[i];
+      if (events) TSR_CUDA(cudaEventRecord((*events)[2 * i], stream));
+      if (s.fn) {
+        KernelContext ctx(*s.node, s.ins, s.outs, stream, dev, &s.state);
+        ctx.set_communicators(comms);
+        s.fn(ctx);
+      } else {
+        for (size_t j = 0; j < s.ins.size(); ++j)
+          if (s.ins[j].device && !s.ins[j].host)
+            TSR_CUDA(cudaMemcpyAsync(s.fallback->host_in[j].raw(), s.ins[j].device->raw(), s.ins[j].device->nbytes(),
+                                     cudaMemcpyDeviceToHost, stream));
+        calls.push_back(std::make_unique<HostCall>(HostCall{&s, &run_ctx}));
+        TSR_CUDA(cudaLaunchHostFunc(stream, run_fallback, calls.back().get()));
+        for (size_t j = 0; j < s.outs.size(); ++j)
+          if (s.outs[j] && s.outs[j]->nbytes())
+            TSR_CUDA(cudaMemcpyAsync(s.outs[j]->raw(), s.fallback->host_out[j].raw(), s.outs[j]->nbytes(),
+                                     cudaMemcpyHostToDevice, stream));
+      }
+      if (events) TSR_CUDA(cudaEventRecord((*events)[2 * i + 1], stream));
+    }
+  }
+
+  void capture(Plan& p, const cpu::Communicators* comms) {
+    cudaGraph_t graph = nullptr;
+    TSR_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    try {
+      launch(p, comms, nullptr);
+    } catch (...) {
+      cudaStreamEndCapture(stream, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    cudaError_t e = cudaStreamEndCapture(stream, &graph);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&p.graph, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      p.graph = nullptr;
+      std::cerr << "tessera: warning: [cuda] CUDA graph capture failed (" << cudaGetErrorString(e)
+                << "); this shape runs step by step\n";
+    }
+    p.stats.graph_captured = p.graph != nullptr;
+  }
+
+  void check_fallbacks(Plan& p) {
+    for (Step& s : p.steps)
+      if (s.fallback && !s.fallback->error.empty()) {
+        std::string e = std::move(s.fallback->error);
+        s.fallback->error.clear();
+        fail(ErrorKind::Runtime, e);
+      }
+  }
+
+  void copy_inputs(Plan& p, const std::map<std::string, Tensor>& inputs) {
+    for (auto& [v, slot] : p.inputs) {
+      const Tensor& t = inputs.at(v->name);
+      if (!t.nbytes()) continue;
+      auto kind = t.device() == Device::cuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+      TSR_CUDA(cudaMemcpyAsync(slot->raw(), t.raw(), t.nbytes(), kind, stream));
+    }
+  }
+
+  // Enqueue one run; outputs are device tensors (or host values known at plan time).
+  std::map<std::string, Tensor> enqueue(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer,
+                                        const cpu::Communicators* comms) {
+    TSR_CUDA(cudaSetDevice(opt.device));
+    Plan& p = plan_for(inputs);
+    copy_inputs(p, inputs);
+    if (timer) {
+      std::vector<cudaEvent_t> ev(2 * p.steps.size());
+      for (auto& e : ev) TSR_CUDA(cudaEventCreate(&e));
+      launch(p, comms, &ev);
+      TSR_CUDA(cudaStreamSynchronize(stream));
+      for (size_t i = 0; i < p.steps.size(); ++i) {
+        float ms = 0;
+        cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]);
+        timer(*p.steps[i].node, double(ms));
+      }
+      for (auto& e : ev) cudaEventDestroy(e);
+    } else if (p.graph) {
+      TSR_CUDA(cudaGraphLaunch(p.graph, stream));
+    } else {
+      launch(p, comms, nullptr);
+      if (!p.ran && opt.cuda_graph) {
+        // The eager run made the kernels' states; capture the next runs' graph now.
+        TSR_CUDA(cudaStreamSynchronize(stream));
+        check_fallbacks(p);
+        capture(p, comms);
+      }
+    }
+    p.ran = true;
+    std::map<std::string, Tensor> out;
+    for (Value* o : g.outputs) {
+      auto h = p.host.find(o);
+      if (h != p.host.end()) out[o->name] = h->second;
+      else if (o->constant) out[o->name] = *o->constant;
+      else out[o->name] = p.dev.at(o);
+    }
+    return out;
+  }
+
+  void sync(Plan* p) {
+    cudaError_t e = cudaStreamSynchronize(stream);
+    if (e != cudaSuccess) fail(ErrorKind::Runtime, "[cuda] a kernel failed: ", cudaGetErrorString(e));
+    for (auto& [k, plan] : plans) check_fallbacks(*plan);
+  }
+};
+
+Executor::Executor(const Graph& g, const ExecutorOptions& opt) {
+  if (device_count() == 0) fail(ErrorKind::Runtime, "[cuda] no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)");
+  if (opt.device >= device_count())
+    fail(ErrorKind::InvalidArgument, "[cuda] device ", opt.device, " asked for, but only ", device_count(), " are visible");
+  impl_ = std::make_unique<Impl>(g, opt);
+}
+
+Executor::~Executor() = default;
+
+std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer,
+                                            const cpu::Communicators* comms) {
+  std::map<std::string, Tensor> dev = impl_->enqueue(inputs, timer, comms);
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : dev) {
+    if (t.device() != Device::cuda) {
+      out[name] = t;
+      continue;
+    }
+    Tensor h = Tensor::empty(t.dtype(), t.shape());
+    if (h.nbytes()) TSR_CUDA(cudaMemcpyAsync(h.raw(), t.raw(), h.nbytes(), cudaMemcpyDeviceToHost, impl_->stream));
+    out[name] = h;
+  }
+  impl_->sync(nullptr);
+  return out;
+}
+
+std::map<std::string, Tensor> Executor::run_device(const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms) {
+  return impl_->enqueue(inputs, {}, comms);
+}
+
+void Executor::synchronize() { impl_->sync(nullptr); }
+
+double Executor::timed_run(const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms) {
+  cudaEvent_t a, b;
+  TSR_CUDA(cudaEventCreate(&a));
+  TSR_CUDA(cudaEventCreate(&b));
+  TSR_CUDA(cudaEventRecord(a, impl_->stream));
+  impl_->enqueue(inputs, {}, comms);
+  TSR_CUDA(cudaEventRecord(b, impl_->stream));
+  impl_->sync(nullptr);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return double(ms);
+}
+
+std::map<std::string, Tensor> Executor::upload(const std::map<std::string, Tensor>& inputs) {
+  TSR_CUDA(cudaSetDevice(impl_->opt.device));
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : inputs) {
+    if (t.device() == Device::cuda) {
+      out[name] = t;
+      continue;
+    }
+    void* p = nullptr;
+    if (cudaMalloc(&p, std::max<size_t>(t.nbytes(), 1)) != cudaSuccess) {
+      cudaGetLastError();
+      out_of_memory(t.nbytes(), "input '" + name + "'", 0);
+    }
+    std::shared_ptr<void> owner(p, [](void* q) { cudaFree(q); });
+    if (t.nbytes()) TSR_CUDA(cudaMemcpy(p, t.raw(), t.nbytes(), cudaMemcpyHostToDevice));
+    out[name] = Tensor::view(t.dtype(), t.shape(), p, owner, Device::cuda);
+  }
+  return out;
+}
+
+void* Executor::stream() const { return impl_->stream; }
+
+void Executor::set_stream(void* s) {
+  if (impl_->own_stream && impl_->stream) cudaStreamDestroy(impl_->stream);
+  impl_->stream = static_cast<cudaStream_t>(s);
+  impl_->own_stream = false;
+}
+
+int Executor::device() const { return impl_->opt.device; }
+
+PlanStats Executor::plan_stats(const std::map<std::string, Shape>& input_shapes) {
+  std::map<std::string, Tensor> fake;
+  for (Value* in : impl_->g.inputs) {
+    auto it = input_shapes.find(in->name);
+    if (it == input_shapes.end()) fail(ErrorKind::InvalidArgument, "plan_stats: no shape for input '", in->name, "'");
+    fake[in->name] = Tensor::view(in->dtype, it->second, nullptr, std::make_shared<int>(0));
+  }
+  return impl_->plan_for(fake).stats;
+}
+
+}  // namespace tessera::cuda

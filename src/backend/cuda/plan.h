@@ -1,0 +1,60 @@
+// A Plan: everything the CUDA executor decided for one set of input shapes —
+// host-evaluated values, inferred types, arena offsets and the steps to run.
+// Made by make_plan (plan.cc), run by the executor (executor.cc).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cuda/device_context.h"
+#include "backend/cuda/executor.h"
+#include "backend/cuda/kernel_registry.h"
+
+namespace tessera::cuda {
+
+// Pinned host copies for a node run by its CPU kernel inside the stream order.
+struct Fallback {
+  std::vector<Tensor> host_in, host_out;  // pinned
+  std::string error;                      // set by the host callback, checked after the run
+};
+
+struct Step {
+  const Node* node = nullptr;
+  KernelFn fn = nullptr;                  // null: fallback to the CPU kernel
+  std::vector<KernelContext::Slot> ins;
+  std::vector<Tensor*> outs;
+  std::shared_ptr<void> state;
+  std::unique_ptr<Fallback> fallback;
+};
+
+struct Plan {
+  std::map<std::string, Shape> key;
+  // Values the plan knows: device tensors (arena, weights, uploads) and host values.
+  std::unordered_map<const Value*, Tensor> dev, host;
+  std::vector<Step> steps;
+  std::vector<std::pair<const Value*, Tensor*>> inputs;  // graph input → its arena slot
+  void* arena = nullptr;
+  void* uploads = nullptr;  // host-evaluated values that device kernels read
+  PlanStats stats;
+  bool ran = false;
+  cudaGraphExec_t graph = nullptr;
+  ~Plan();
+};
+
+// Device copies of the graph's constants (one allocation).
+struct Weights {
+  std::unordered_map<const Value*, Tensor> dev;
+  void* base = nullptr;
+  size_t bytes = 0;
+  ~Weights();
+};
+void upload_weights(const Graph& g, Weights& w, cudaStream_t s);
+
+std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map<std::string, Tensor>& inputs,
+                                bool verbose);
+
+}  // namespace tessera::cuda

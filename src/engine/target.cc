@@ -1,0 +1,88 @@
+#include "engine/target.h"
+
+#include "core/error.h"
+#include "dist/env.h"
+
+#ifdef TESSERA_WITH_CUDA
+#include "backend/cuda/executor.h"
+#endif
+
+namespace tessera {
+
+int local_device() {
+#ifdef TESSERA_WITH_CUDA
+  int n = cuda::device_count();
+  if (n == 0) return 0;
+  int local = 0;
+  try {
+    local = dist::detect_rank_info().local_rank;
+  } catch (const Error&) {
+    local = 0;  // not launched as a rank: the first GPU
+  }
+  return local % n;
+#else
+  return 0;
+#endif
+}
+
+#ifdef TESSERA_WITH_CUDA
+
+void prepare_target(Settings& s) {
+  if (s.target == "cpu") return;
+  if (s.target != "cuda") fail(ErrorKind::InvalidArgument, "unknown target '", s.target, "' (expected cpu or cuda)");
+  if (cuda::device_count() == 0)
+    fail(ErrorKind::Runtime, "--target cuda needs a visible GPU to build on (the engine is tuned for it); none is visible");
+  s.cuda_arch = cuda::device_arch(local_device());
+}
+
+void finish_target(Graph& g, const Settings& s) { (void)g, (void)s; }
+
+std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph& g, const Settings& s, const RuntimeOptions& r) {
+  int dev = r.device >= 0 ? r.device : local_device();
+  std::string arch = cuda::device_arch(dev);
+  if (arch.empty()) fail(ErrorKind::Runtime, "this engine targets cuda (", s.cuda_arch, "), but no CUDA device is visible");
+  if (arch != s.cuda_arch)
+    fail(ErrorKind::InvalidArgument, "this engine was built for ", s.cuda_arch, ", but GPU ", dev, " (", cuda::device_name(dev), ") is ", arch,
+         "; rebuild it on this GPU with --target cuda");
+  return std::make_shared<cuda::Executor>(g, cuda::ExecutorOptions{dev, r.cuda_graph, s.verbose});
+}
+
+std::map<std::string, Tensor> run_cuda(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
+                                       const cpu::NodeTimer& timer, const cpu::Communicators* comms) {
+  return e.run(inputs, timer, comms);
+}
+
+std::map<std::string, Tensor> run_cuda_device(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
+                                              const cpu::Communicators* comms) {
+  return e.run_device(inputs, comms);
+}
+
+void* cuda_stream_of(cuda::Executor& e) { return e.stream(); }
+double timed_cuda_run(cuda::Executor& e, const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms) {
+  return e.timed_run(inputs, comms);
+}
+std::map<std::string, Tensor> upload_to_cuda(cuda::Executor& e, const std::map<std::string, Tensor>& inputs) {
+  return e.upload(inputs);
+}
+
+#else
+
+[[noreturn]] static void no_cuda() {
+  fail(ErrorKind::Unsupported, "this tessera was built without CUDA (no CUDA toolkit at build time); target cuda is unavailable");
+}
+void prepare_target(Settings& s) {
+  if (s.target == "cuda") no_cuda();
+  if (s.target != "cpu") fail(ErrorKind::InvalidArgument, "unknown target '", s.target, "' (expected cpu or cuda)");
+}
+void finish_target(Graph&, const Settings&) {}
+std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph&, const Settings&, const RuntimeOptions&) { no_cuda(); }
+std::map<std::string, Tensor> run_cuda(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::NodeTimer&,
+                                       const cpu::Communicators*) { no_cuda(); }
+std::map<std::string, Tensor> run_cuda_device(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::Communicators*) { no_cuda(); }
+void* cuda_stream_of(cuda::Executor&) { no_cuda(); }
+double timed_cuda_run(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::Communicators*) { no_cuda(); }
+std::map<std::string, Tensor> upload_to_cuda(cuda::Executor&, const std::map<std::string, Tensor>&) { no_cuda(); }
+
+#endif
+
+}  // namespace tessera
