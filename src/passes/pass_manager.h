@@ -37,6 +37,7 @@ void infer_shapes(Graph& g);          // propagate dtypes and shapes through eve
 void split_collectives(Graph& g);     // X → XStart + CollectiveWait, Wait sunk to the first reader
 void fuse_distributed_ops(Graph& g);  // adjacent XStart + Wait → X
 bool has_collectives(const Graph& g);
+void autocast(Graph& g, DType dt);    // eligible ops (MatMul, Gemm, Conv, attention) compute in dt, the rest in fp32
 
 struct Settings;
 // The build pipeline for these settings.

@@ -10,6 +10,7 @@
 #include "backend/cpu/run_context.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/plan.h"
+#include "dist/nccl_communicator.h"
 
 namespace tessera::cuda {
 
@@ -78,6 +79,7 @@ struct Executor::Impl {
   std::vector<std::unique_ptr<HostCall>> calls;  // outlive the graphs that point at them
   cpu::RunContext run_ctx;                       // for collectives run by the CPU fallback
   bool warned_fallback = false;
+  const cpu::Communicators* last_comms = nullptr;
 
   Impl(const Graph& graph, const ExecutorOptions& o) : g(graph), opt(o), dev(o.device) {
     TSR_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -175,6 +177,7 @@ struct Executor::Impl {
   std::map<std::string, Tensor> enqueue(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer,
                                         const cpu::Communicators* comms) {
     TSR_CUDA(cudaSetDevice(opt.device));
+    last_comms = comms;
     Plan& p = plan_for(inputs);
     copy_inputs(p, inputs);
     if (timer) {
@@ -194,7 +197,7 @@ struct Executor::Impl {
       launch(p, comms, nullptr);
       if (!p.ran && opt.cuda_graph) {
         // The eager run made the kernels' states; capture the next runs' graph now.
-        TSR_CUDA(cudaStreamSynchronize(stream));
+        sync(&p);
         check_fallbacks(p);
         capture(p, comms);
       }
@@ -210,7 +213,19 @@ struct Executor::Impl {
     return out;
   }
 
+  // A rank that died mid-collective must not hang us: NCCL's wait polls with
+  // the communicator's timeout and aborts it, naming the rank at fault.
+  void wait_for_collectives() {
+    if (!last_comms) return;
+    auto wait = [&](const std::shared_ptr<dist::Communicator>& c) {
+      if (auto* n = dynamic_cast<dist::NcclCommunicator*>(c.get()); n && n->stream() == stream) n->wait();
+    };
+    wait(last_comms->world);
+    for (auto& [name, c] : last_comms->groups) wait(c);
+  }
+
   void sync(Plan* p) {
+    wait_for_collectives();
     cudaError_t e = cudaStreamSynchronize(stream);
     if (e != cudaSuccess) fail(ErrorKind::Runtime, "[cuda] a kernel failed: ", cudaGetErrorString(e));
     for (auto& [k, plan] : plans) check_fallbacks(*plan);
