@@ -42,6 +42,8 @@ def constant_of_shape_cases():
              {"value": numpy_helper.from_array(f32(1))}, constants=["shape"], id="float_value"),
         Case("ConstantOfShape", {"shape": np.array([], np.int64)},
              {"value": numpy_helper.from_array(np.array([2.5], np.float32))}, constants=["shape"], id="scalar"),
+        Case("ConstantOfShape", {"shape": np.array([2, 3], np.int64)},
+             {"value": numpy_helper.from_array(np.array([1.5], np.float16))}, constants=["shape"], id="float16"),
     ]
 
 
@@ -67,6 +69,7 @@ def eye_like_cases():
         Case("EyeLike", {"x": f32(3, 5)}, {"k": 2}, id="k2"),
         Case("EyeLike", {"x": f32(4, 3)}, {"k": -1, "dtype": TensorProto.INT64}, id="k_neg_int64"),
         Case("EyeLike", {"x": i64(2, 4)}, {"dtype": TensorProto.FLOAT}, id="int_to_float"),
+        Case("EyeLike", {"x": f32(3, 4).astype(np.float16)}, {"k": -1}, id="float16"),
     ]
 
 
@@ -82,6 +85,8 @@ def one_hot_cases():
              {"axis": 1}, constants=["depth", "values"], id="out_of_range_int64"),
         Case("OneHot", {"i": rng().integers(0, 6, (4,)), "depth": depth(6.0, np.float32), "values": values},
              {"axis": -2}, constants=["depth", "values"], id="float_depth"),
+        Case("OneHot", {"i": rng().integers(-3, 3, (2, 5)), "depth": depth(3), "values": np.array([0.0, 1.0], np.float16)},
+             {"axis": -1}, constants=["depth", "values"], id="float16_values"),
     ]
 
 
@@ -93,6 +98,8 @@ def trilu_cases():
         Case("Trilu", {"x": f32(2, 3, 4), "k": k(1)}, constants=["k"], id="upper_k1_batched"),
         Case("Trilu", {"x": i64(5, 3), "k": k(-2)}, {"upper": 0}, constants=["k"], id="lower_kneg_int64"),
         Case("Trilu", {"x": f32(3, 3), "k": k(5)}, constants=["k"], id="k_past_end"),
+        Case("Trilu", {"x": f32(2, 4, 5).astype(np.float16), "k": k(-1)}, constants=["k"], id="upper_kneg_float16"),
+        Case("Trilu", {"x": rng().random((3, 4)) > 0.5}, {"upper": 0}, id="lower_bool"),
     ]
 
 
@@ -104,6 +111,8 @@ def cumsum_cases():
         Case("CumSum", {"x": f32(3, 4), "axis": axis(-2, np.int32)}, {"reverse": 1}, constants=["axis"], id="reverse_int32_axis"),
         Case("CumSum", {"x": i64(2, 3, 4), "axis": axis(-1)}, {"exclusive": 1, "reverse": 1}, constants=["axis"],
              id="both_int64"),
+        Case("CumSum", {"x": f32(3, 4).astype(np.float16), "axis": axis(-1)}, constants=["axis"], id="float16"),
+        Case("CumSum", {"x": i64(3, 4).astype(np.int32), "axis": axis(0)}, {"reverse": 1}, constants=["axis"], id="reverse_int32"),
     ]
 
 

@@ -42,6 +42,12 @@ def transpose_cases():
         Case("Transpose", {"x": i64(3, 5)}, {"perm": [1, 0]}, id="int64"),
         Case("Transpose", {"x": f32(2, 3, 4).astype(np.float16)}, {"perm": [2, 0, 1]}, id="float16"),
         Case("Transpose", {"x": rng().random((3, 2)) > 0.5}, id="bool"),
+        # Shapes for the CUDA paths: widened rows, 32x32 tiles with ragged edges, 1- and 8-byte tiles.
+        Case("Transpose", {"x": f32(2, 5, 3, 64)}, {"perm": [0, 2, 1, 3]}, id="heads_wide_rows"),
+        Case("Transpose", {"x": f32(2, 3, 40, 33)}, {"perm": [0, 1, 3, 2]}, id="last_two_tiled"),
+        Case("Transpose", {"x": f32(3, 70, 45).astype(np.float16)}, {"perm": [2, 0, 1]}, id="tiled_float16"),
+        Case("Transpose", {"x": i64(3, 40, 33).astype(np.int8)}, {"perm": [0, 2, 1]}, id="tiled_int8"),
+        Case("Transpose", {"x": i64(33, 50)}, id="tiled_int64"),
     ]
 
 
@@ -52,6 +58,9 @@ def concat_cases():
         Case("Concat", {"a": i64(2, 2), "b": i64(2, 5)}, {"axis": 1}, id="int64"),
         Case("Concat", {"a": f32(2, 0), "b": f32(2, 3)}, {"axis": 1}, id="empty_part"),
         Case("Concat", {"a": f32(3).astype(np.float16), "b": f32(2).astype(np.float16)}, {"axis": 0}, id="float16"),
+        Case("Concat", {"a": f32(2, 3, 5).astype(np.float16), "b": f32(2, 1, 5).astype(np.float16)}, {"axis": -2},
+             id="float16_neg_axis"),
+        Case("Concat", {"a": f32(3, 2, 16), "b": f32(3, 5, 16)}, {"axis": 1}, id="wide_rows"),
     ]
 
 
@@ -62,6 +71,7 @@ def split_cases():
         Case("Split", {"x": f32(7, 2)}, {"num_outputs": 3}, n_outputs=3, id="num_outputs_uneven"),
         Case("Split", {"x": i64(2, 9)}, {"axis": 1, "num_outputs": 3}, n_outputs=3, id="num_outputs_int64"),
         Case("Split", {"x": f32(2, 5), "split": ints(5, 0)}, {"axis": 1}, n_outputs=2, constants=["split"], id="zero_size"),
+        Case("Split", {"x": f32(4, 6).astype(np.float16)}, {"axis": -1, "num_outputs": 3}, n_outputs=3, id="float16_neg_axis"),
     ]
 
 
@@ -84,6 +94,8 @@ def slice_cases():
         slice_case(i64(3, 4, 5), [0, 1], [3, 5], axes=[2, 0], steps=[2, 1], id="axes_steps_int64"),
         slice_case(f32(4, 4), [3], [1], axes=[0], id="empty"),
         slice_case(f32(2, 8), [0], [8], axes=[1], steps=[3], id="step3"),
+        slice_case(f32(4, 6).astype(np.float16), [-1], [-100], axes=[-1], steps=[-2], id="float16_reverse"),
+        slice_case(f32(4, 64), [8, 1], [40, 3], axes=[1, 0], id="wide_rows"),
     ]
     c.append(Case("Slice", {"x": f32(6, 3), "starts": ints(1, dtype=np.int32), "ends": ints(5, dtype=np.int32),
                             "axes": ints(0, dtype=np.int32)}, constants=["starts", "ends", "axes"], id="int32_params"))
@@ -108,6 +120,8 @@ def expand_cases():
         Case("Expand", {"x": f32(1, 4), "shape": ints(3, 1)}, constants=["shape"], id="bidirectional"),
         Case("Expand", {"x": i64(2, 1, 3), "shape": ints(2, 5, 3)}, constants=["shape"], id="int64"),
         Case("Expand", {"x": f32(4), "shape": ints(1)}, constants=["shape"], id="shape_of_ones"),
+        Case("Expand", {"x": f32(3, 1).astype(np.float16), "shape": ints(2, 3, 4)}, constants=["shape"], id="float16"),
+        Case("Expand", {"x": rng().random((1, 3)) > 0.5, "shape": ints(4, 3)}, constants=["shape"], id="bool"),
     ]
 
 
@@ -126,6 +140,7 @@ def tile_cases():
         Case("Tile", {"x": f32(2, 1, 3), "repeats": ints(1, 4, 2)}, constants=["repeats"], id="3d"),
         Case("Tile", {"x": i64(3), "repeats": ints(3)}, constants=["repeats"], id="int64"),
         Case("Tile", {"x": f32(2, 2), "repeats": ints(0, 1)}, constants=["repeats"], id="zero_repeat"),
+        Case("Tile", {"x": f32(2, 3, 1).astype(np.float16), "repeats": ints(2, 1, 3)}, constants=["repeats"], id="float16"),
     ]
 
 
@@ -141,6 +156,10 @@ def pad_cases():
         Case("Pad", {"x": i64(2, 3, 4), "pads": ints(1, 2), "value": None, "axes": ints(-1)},
              constants=["pads", "axes"], id="axes_int64"),
         Case("Pad", {"x": f32(4, 5), "pads": ints(-1, 1, 0, -2)}, constants=["pads"], id="negative_crop"),
+        Case("Pad", {"x": f32(3, 4).astype(np.float16), "pads": ints(1, 2, 2, 1)}, {"mode": "reflect"}, constants=["pads"],
+             id="reflect_float16"),
+        Case("Pad", {"x": f32(3, 4).astype(np.float16), "pads": ints(1, 2, 2, 1), "value": np.array(0.5, np.float16)},
+             constants=["pads", "value"], id="constant_float16"),
     ]
 
 
@@ -162,6 +181,7 @@ def depth_space_cases():
         Case("DepthToSpace", {"x": f32(2, 18, 2, 2)}, {"blocksize": 3, "mode": "CRD"}, id="crd"),
         Case("SpaceToDepth", {"x": f32(2, 3, 4, 6)}, {"blocksize": 2}, id="b2"),
         Case("SpaceToDepth", {"x": f32(1, 2, 3, 6)}, {"blocksize": 3}, id="b3"),
+        Case("DepthToSpace", {"x": f32(1, 8, 2, 3).astype(np.float16)}, {"blocksize": 2}, id="dcr_float16"),
     ]
 
 
