@@ -9,6 +9,7 @@
 #include "engine/settings.h"
 #include "ir/dump.h"
 #include "ir/verifier.h"
+#include "passes/fuse_gemm_epilogue.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_elementwise.h"
 
@@ -46,6 +47,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   // would otherwise absorb their elementwise ops. Order:
   // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, fuse_elementwise.
   p.push_back({"fuse_attention", fuse_attention});
+  p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
   p.push_back({"fuse_elementwise", fuse_elementwise});
   p.push_back({"split_collectives", split_collectives});
   if (s.fuse_distributed_ops) p.push_back({"fuse_distributed_ops", fuse_distributed_ops});

@@ -2,6 +2,7 @@
 // tests' models), integers with a plain loop, f16/bf16 computed in f32.
 #include <cblas.h>
 
+#include "backend/cpu/kernels/linalg.h"
 #include "backend/cpu/loops.h"
 
 namespace tessera::cpu {
@@ -26,7 +27,9 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
   }
 }
 
-void k_matmul(KernelContext& c) {
+}  // namespace
+
+Tensor matmul_compute(KernelContext& c) {
   Tensor a = as_compute(c.input(0)), b = as_compute(c.input(1));
   Shape sa = a.rank() == 1 ? Shape{1, a.dim(0)} : a.shape(), sb = b.rank() == 1 ? Shape{b.dim(0), 1} : b.shape();
   int64_t m = sa[sa.size() - 2], k = sa.back(), n = sb.back();
@@ -44,8 +47,12 @@ void k_matmul(KernelContext& c) {
       });
     }
   });
-  c.set_output(0, from_compute(out, c.output_type(0).dtype));
+  return out;
 }
+
+namespace {
+
+void k_matmul(KernelContext& c) { c.set_output(0, from_compute(matmul_compute(c), c.output_type(0).dtype)); }
 TESSERA_CPU_KERNEL("MatMul", k_matmul);
 
 void k_gemm(KernelContext& c) {

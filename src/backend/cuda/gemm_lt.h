@@ -1,0 +1,107 @@
+// The cuBLASLt side of MatMul / Gemm / FusedMatMul, shared by their kernels
+// (kernels/gemm.cc) and by build-time tuning (gemm_tuning.cc), so both see
+// the very same problem and an algorithm timed at build time is the one the
+// kernel can run.
+//
+// Row-major tensors through the transpose trick: row-major D[m,n] = op(A) op(B)
+// is column-major D^T[n,m] = op(B)^T op(A)^T, so cuBLASLt's "A" is our B and
+// its "B" our A, each a column-major view of the row-major buffer with the
+// same transpose flag. A bias of length n then runs along cuBLASLt's rows,
+// which is what its BIAS epilogues broadcast.
+#pragma once
+#include <cublasLt.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels/gemm_util.h"
+#include "ir/graph.h"
+
+namespace tessera::cuda {
+
+// One cuBLASLt call in row-major terms:
+// D[b] = act(alpha * op(A[b]) op(B[b]) + beta * C[b] + bias), b < batch.
+struct GemmProblem {
+  DType dtype = DType::f32;
+  bool ta = false, tb = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t batch = 1;        // strided batches of m*k, k*n and m*n elements
+  bool bias = false;        // a bias of n elements in the epilogue
+  GemmAct act = GemmAct::none;  // none / relu / gelu_tanh run in cuBLASLt; gelu (erf) never does
+  bool use_c = false;       // beta * C, with C the output buffer itself (prefilled) or a full [m, n] input
+  // Key part of the timing cache: "f16 NT m=.. n=.. k=.. batch=.. epi=.. c=..".
+  std::string key() const;
+};
+
+// How one node runs: the cuBLASLt problem plus the work around it.
+struct GemmPlan {
+  GemmProblem lt;
+  double alpha = 1.0, beta = 0.0;
+  // MatMul batch broadcast: operands with a smaller batch are first expanded
+  // to the full one in scratch (cuBLASLt has no zero batch stride).
+  bool expand_a = false, expand_b = false;
+  Shape a_shape, a_full, b_shape, b_full;  // promoted operand shapes and their expanded forms
+  Shape batch, a_batch, b_batch;           // broadcast batch dims (integer path)
+  // Gemm's C: none, the full [m, n] matrix (read directly), a length-n bias
+  // (beta == 1: cuBLASLt's bias epilogue), or broadcast into the output first.
+  enum class CMode { none, full, bias, prefill } c_mode = CMode::none;
+  Shape c_shape;
+  GemmAct post_act = GemmAct::none;  // applied by gemm_epilogue after cuBLASLt (exact GELU)
+  bool integer = false;              // integer dtypes: gemm_integer, no cuBLASLt
+};
+
+// The plan for a MatMul / Gemm / FusedMatMul node given its operand shapes
+// (c_shape null when Gemm has no C). The output shape is the op's inference.
+GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b, const Shape* c_shape);
+
+using AlgoBlob = std::array<uint64_t, 8>;  // cublasLtMatmulAlgo_t's words
+AlgoBlob to_blob(const cublasLtMatmulAlgo_t& algo);
+cublasLtMatmulAlgo_t from_blob(const AlgoBlob& blob);
+// The node attribute holding a build-time choice (8 words as int64).
+inline constexpr const char* kAlgoAttr = "cublaslt_algo";
+
+// cuBLASLt descriptors of one GemmProblem and the algorithm chosen for it.
+class LtGemm {
+ public:
+  LtGemm() = default;
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  // Creates the descriptors (once; errors naming the cuBLASLt call).
+  void init(const GemmProblem& p);
+  bool ready() const { return desc_ != nullptr; }
+  const GemmProblem& problem() const { return p_; }
+
+  // Up to `count` algorithms from cuBLASLt's heuristics, best first, for
+  // operands aligned to `align` bytes (256 for fresh cudaMalloc buffers).
+  std::vector<cublasLtMatmulHeuristicResult_t> heuristics(cublasLtHandle_t lt, int count, uint32_t align,
+                                                          const void* bias_ptr) const;
+  // Whether `algo` runs this problem; its workspace need in *workspace.
+  bool check(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, size_t* workspace) const;
+
+  // Choose the algorithm: `stored` (a build-time blob) when it checks and the
+  // operands are 256-aligned, otherwise the heuristic's first for `align`.
+  // False when cuBLASLt has none for this problem.
+  bool choose(cublasLtHandle_t lt, const std::vector<int64_t>* stored, uint32_t align, const void* bias_ptr);
+  uint32_t chosen_align() const { return align_; }
+
+  // Enqueue D = ... on `s` with the chosen algorithm (or `algo` when given).
+  cublasStatus_t run(cublasLtHandle_t lt, const void* a, const void* b, const void* c, void* d, const void* bias,
+                     double alpha, double beta, void* workspace, cudaStream_t s,
+                     const cublasLtMatmulAlgo_t* algo = nullptr, size_t workspace_bytes = 0);
+
+ private:
+  GemmProblem p_;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;  // cuBLASLt's A (our B), B (our A), C = D
+  cublasLtMatmulAlgo_t algo_{};
+  size_t workspace_ = 0;
+  uint32_t align_ = 0;
+};
+
+// Largest power of two (<= 256) dividing every non-null pointer.
+uint32_t pointer_alignment(std::initializer_list<const void*> ptrs);
+
+}  // namespace tessera::cuda

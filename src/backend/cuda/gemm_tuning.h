@@ -1,0 +1,35 @@
+// Build-time choice of cuBLASLt algorithms (TensorRT's tactic timing): for
+// each GEMM of fully static shape, time the heuristic's top candidates on the
+// device and store the fastest in the node's `cublaslt_algo` attribute, which
+// the kernel then uses instead of the heuristic's first pick. Results are kept
+// in a JSON timing cache keyed by GPU name, arch, cuBLASLt version and the
+// problem, so a rebuild on the same machine times nothing.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace tessera::cuda {
+
+class DeviceContext;
+struct GemmProblem;
+
+struct TunedAlgo {
+  std::vector<int64_t> algo;  // 8 words of cublasLtMatmulAlgo_t; empty when cuBLASLt offers none
+  double us = 0;              // median time of one call
+  int candidates = 0;         // how many were timed
+};
+
+// Time up to `candidates` heuristic algorithms for `p` (warm-up, then the
+// median of a few CUDA-event timings each) on fresh buffers; the fastest wins.
+TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates = 8);
+
+// Walk MatMul / Gemm / FusedMatMul nodes whose operands have static shapes and
+// a float dtype, and set `cublaslt_algo` on each, through the timing cache at
+// `timing_cache_path` (loaded if present, saved if anything was timed; "" for
+// none). `verbose` prints one line per GEMM to stderr.
+void tune_gemms(Graph& g, DeviceContext& dev, const std::string& timing_cache_path, bool verbose);
+
+}  // namespace tessera::cuda

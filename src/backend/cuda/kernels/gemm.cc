@@ -1,0 +1,176 @@
+// MatMul, Gemm and FusedMatMul on the CUDA backend: cuBLASLt for float
+// dtypes (fp32 in exact fp32 — CUBLAS_COMPUTE_32F, no TF32 — f16/bf16 with
+// fp32 accumulation, f64), a plain kernel for integers. The semantics are
+// the CPU kernels' (backend/cpu/kernels/linalg.cc, fused_matmul.cc).
+//
+// The first, uncaptured run of a shape plans the call (gemm_lt.h: how the
+// batch folds, how Gemm's C joins) and builds the cuBLASLt descriptors and
+// algorithm — the node's build-time choice (`cublaslt_algo`) when it has one,
+// else the heuristic's first; later runs only enqueue.
+#include <memory>
+
+#include "backend/cuda/device_context.h"
+#include "backend/cuda/gemm_lt.h"
+#include "backend/cuda/kernel_registry.h"
+#include "backend/cuda/kernels/gemm_util.h"
+
+namespace tessera::cuda {
+namespace {
+
+struct GemmState {
+  bool planned = false;
+  GemmPlan plan;
+  std::unique_ptr<LtGemm> lt;
+  std::vector<int64_t> stored;  // the node's cublaslt_algo, if any
+  // When cuBLASLt has no algorithm with the epilogue, it runs without one
+  // and these are applied by gemm_epilogue afterwards.
+  bool unfused = false;
+  bool post_bias = false;
+  GemmAct post_act = GemmAct::none;
+};
+
+void cuda_ok(const KernelContext& ctx, cudaError_t e, const char* what) {
+  if (e != cudaSuccess) ctx.error(what, ": ", cudaGetErrorString(e));
+}
+
+size_t align_up(size_t v) { return (v + 255) / 256 * 256; }
+
+// The Gemm C or FusedMatMul bias input, if present.
+const Tensor* third_input(const KernelContext& ctx) {
+  return ctx.node().op != "MatMul" && ctx.has_input(2) ? &ctx.input(2) : nullptr;
+}
+
+void plan(KernelContext& ctx, GemmState& st) {
+  const Tensor &a = ctx.input(0), &b = ctx.input(1);
+  const Tensor* c = third_input(ctx);
+  if (a.dtype() == DType::boolean) ctx.error(ctx.node().op, " on bool is not supported");
+  if (b.dtype() != a.dtype()) ctx.error("operand dtypes differ: ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+  if (c && c->dtype() != a.dtype())
+    ctx.error(ctx.node().op == "Gemm" ? "C" : "bias", " dtype ", dtype_name(c->dtype()), " differs from A's ",
+              dtype_name(a.dtype()));
+  st.plan = plan_gemm(ctx.node(), a.dtype(), a.shape(), b.shape(), c ? &c->shape() : nullptr);
+  st.post_act = st.plan.post_act;
+  st.stored = ctx.attrs().get_ints(kAlgoAttr, {});
+  st.planned = true;
+}
+
+// cuBLASLt descriptors and algorithm for operands aligned to `align`.
+void choose(KernelContext& ctx, GemmState& st, uint32_t align, const void* bias) {
+  cublasLtHandle_t h = ctx.device().cublaslt();
+  GemmProblem p = st.plan.lt;
+  if (st.unfused) {  // an earlier choice already moved the epilogue out
+    p.bias = false;
+    p.act = GemmAct::none;
+  }
+  st.lt = std::make_unique<LtGemm>();
+  st.lt->init(p);
+  const std::vector<int64_t>* stored = st.stored.size() == 8 ? &st.stored : nullptr;
+  if (st.lt->choose(h, stored, align, bias)) return;
+  if (p.bias || p.act != GemmAct::none) {
+    // No algorithm with this epilogue (f64, say): plain GEMM, then our kernel.
+    st.unfused = true;
+    st.post_bias = p.bias;
+    if (p.act != GemmAct::none) st.post_act = p.act;
+    p.bias = false;
+    p.act = GemmAct::none;
+    st.lt = std::make_unique<LtGemm>();
+    st.lt->init(p);
+    if (st.lt->choose(h, nullptr, align, nullptr)) return;
+  }
+  ctx.error("cuBLASLt has no algorithm for ", p.key());
+}
+
+void run_integer(KernelContext& ctx, const GemmPlan& g, const Tensor* c) {
+  const Tensor &a = ctx.input(0), &b = ctx.input(1);
+  Tensor& out = ctx.output(0);
+  bool gemm = ctx.node().op == "Gemm";
+  if (gemm && g.c_mode != GemmPlan::CMode::none)
+    cuda_ok(ctx, gemm_broadcast_copy(c->raw(), c->shape(), out.raw(), {g.lt.m, g.lt.n}, dtype_size(out.dtype()), ctx.stream()),
+            "broadcasting C");
+  Shape none;
+  int64_t m = gemm ? g.lt.m : g.a_shape[g.a_shape.size() - 2];
+  cuda_ok(ctx,
+          gemm_integer(out.dtype(), gemm ? none : g.batch, gemm ? none : g.a_batch, gemm ? none : g.b_batch, m, g.lt.n,
+                       g.lt.k, g.lt.ta, g.lt.tb, a.raw(), b.raw(), int64_t(g.alpha), gemm ? int64_t(g.beta) : 0,
+                       out.raw(), ctx.stream()),
+          "integer GEMM");
+}
+
+// k == 0: the product is zero, leaving beta * C or act(bias).
+void run_empty_k(KernelContext& ctx, const GemmPlan& g, const Tensor* c) {
+  Tensor& out = ctx.output(0);
+  bool gemm = ctx.node().op == "Gemm";
+  if (gemm && g.c_mode != GemmPlan::CMode::none) {
+    cuda_ok(ctx, gemm_broadcast_copy(c->raw(), c->shape(), out.raw(), {g.lt.m, g.lt.n}, dtype_size(out.dtype()), ctx.stream()),
+            "broadcasting C");
+    cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.lt.n, g.beta, nullptr, GemmAct::none, ctx.stream()),
+            "scaling C");
+    return;
+  }
+  cuda_ok(ctx, cudaMemsetAsync(out.raw(), 0, out.nbytes(), ctx.stream()), "zeroing the output");
+  GemmAct act = g.post_act != GemmAct::none ? g.post_act : g.lt.act;
+  if (c || act != GemmAct::none)
+    cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.lt.n, 1.0, c ? c->raw() : nullptr, act, ctx.stream()),
+            "bias/activation");
+}
+
+void k_gemm(KernelContext& ctx) {
+  GemmState& st = ctx.state<GemmState>();
+  if (!st.planned) plan(ctx, st);
+  const GemmPlan& g = st.plan;
+  Tensor& out = ctx.output(0);
+  if (out.numel() == 0) return;
+  const Tensor* c = third_input(ctx);
+  if (g.integer) return run_integer(ctx, g, c);
+  if (g.lt.k == 0) return run_empty_k(ctx, g, c);
+
+  // Operands with a smaller batch are expanded to the full one in scratch.
+  const void* a = ctx.input(0).raw();
+  const void* b = ctx.input(1).raw();
+  if (g.expand_a || g.expand_b) {
+    size_t es = dtype_size(out.dtype());
+    size_t a_bytes = g.expand_a ? align_up(size_t(numel(g.a_full)) * es) : 0;
+    size_t b_bytes = g.expand_b ? size_t(numel(g.b_full)) * es : 0;
+    char* s = static_cast<char*>(ctx.scratch(a_bytes + b_bytes));
+    if (g.expand_a) {
+      cuda_ok(ctx, gemm_broadcast_copy(a, g.a_shape, s, g.a_full, es, ctx.stream()), "expanding A's batch");
+      a = s;
+    }
+    if (g.expand_b) {
+      cuda_ok(ctx, gemm_broadcast_copy(b, g.b_shape, s + a_bytes, g.b_full, es, ctx.stream()), "expanding B's batch");
+      b = s + a_bytes;
+    }
+  }
+  void* d = out.raw();
+  const void* cm = nullptr;    // cuBLASLt's C
+  const void* bias = nullptr;
+  switch (g.c_mode) {
+    case GemmPlan::CMode::full: cm = c->raw(); break;
+    case GemmPlan::CMode::bias: bias = c->raw(); break;
+    case GemmPlan::CMode::prefill:
+      cuda_ok(ctx, gemm_broadcast_copy(c->raw(), c->shape(), d, {g.lt.m, g.lt.n}, dtype_size(out.dtype()), ctx.stream()),
+              "broadcasting C");
+      cm = d;
+      break;
+    case GemmPlan::CMode::none:
+      if (ctx.node().op == "FusedMatMul" && c) bias = c->raw();
+      break;
+  }
+  // Heuristics depend on pointer alignment: choose again if it got weaker.
+  uint32_t align = pointer_alignment({a, b, cm, d, bias});
+  if (!st.lt || align < st.lt->chosen_align()) choose(ctx, st, align, bias);
+  cublasStatus_t s = st.lt->run(ctx.device().cublaslt(), a, b, cm, d, st.post_bias ? nullptr : bias, g.alpha, g.beta,
+                                ctx.device().gemm_workspace(), ctx.stream());
+  if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", st.lt->problem().key(), "): ", cublasLtGetStatusString(s));
+  if (st.post_bias || st.post_act != GemmAct::none)
+    cuda_ok(ctx, gemm_epilogue(d, out.dtype(), out.numel(), g.lt.n, 1.0, st.post_bias ? bias : nullptr, st.post_act,
+                               ctx.stream()),
+            "bias/activation");
+}
+
+TESSERA_CUDA_KERNEL("MatMul", k_gemm);
+TESSERA_CUDA_KERNEL("Gemm", k_gemm);
+TESSERA_CUDA_KERNEL("FusedMatMul", k_gemm);
+
+}  // namespace
+}  // namespace tessera::cuda

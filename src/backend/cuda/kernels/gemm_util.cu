@@ -1,0 +1,100 @@
+// See gemm_util.h.
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels/gemm_util.h"
+
+namespace tessera::cuda {
+namespace {
+
+template <typename T>
+__global__ void broadcast_copy_kernel(const T* in, IndexMap map, T* out, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = in[map.offset(i)];
+}
+
+template <typename C>
+__device__ C activate(C x, GemmAct act) {
+  switch (act) {
+    case GemmAct::relu: return x > C(0) ? x : C(0);
+    case GemmAct::gelu: return C(0.5) * x * (C(1) + erf(x * C(0.70710678118654752440)));
+    case GemmAct::gelu_tanh:
+      return C(0.5) * x * (C(1) + tanh(C(0.79788456080286535588) * (x + C(0.044715) * x * x * x)));
+    default: return x;
+  }
+}
+
+template <typename T>
+__global__ void epilogue_kernel(T* out, int64_t total, int64_t n, compute_t<T> scale, const T* bias, GemmAct act) {
+  using C = compute_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    C x = scale * load(out, i);
+    if (bias) x += load(bias, i % n);
+    store(out, i, activate<C>(x, act));
+  }
+}
+
+template <typename T>
+__global__ void integer_gemm_kernel(int64_t count, int64_t m, int64_t n, int64_t k, bool ta, bool tb, const T* a,
+                                    IndexMap amap, const T* b, IndexMap bmap, T alpha, T beta, T* out) {
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < count; idx += int64_t(gridDim.x) * blockDim.x) {
+    int64_t bi = idx / (m * n), r = idx - bi * (m * n), i = r / n, j = r - i * n;
+    const T* pa = a + amap.offset(bi) * m * k;
+    const T* pb = b + bmap.offset(bi) * k * n;
+    T acc = 0;
+    for (int64_t p = 0; p < k; ++p) acc += pa[ta ? p * m + i : i * k + p] * pb[tb ? j * k + p : p * n + j];
+    out[idx] = T(alpha * acc + (beta == T(0) ? T(0) : beta * out[idx]));
+  }
+}
+
+}  // namespace
+
+cudaError_t gemm_broadcast_copy(const void* in, const Shape& in_shape, void* out, const Shape& out_shape,
+                                size_t elem_bytes, cudaStream_t s) {
+  int64_t total = numel(out_shape);
+  if (total == 0) return cudaSuccess;
+  IndexMap map = broadcast_map(in_shape, out_shape);
+  auto launch = [&]<typename T>() {
+    broadcast_copy_kernel<T><<<blocks_for(total), 256, 0, s>>>(static_cast<const T*>(in), map, static_cast<T*>(out), total);
+  };
+  switch (elem_bytes) {
+    case 1: launch.template operator()<uint8_t>(); break;
+    case 2: launch.template operator()<uint16_t>(); break;
+    case 4: launch.template operator()<uint32_t>(); break;
+    case 8: launch.template operator()<uint64_t>(); break;
+    default: fail(ErrorKind::Internal, "gemm_broadcast_copy: element size ", elem_bytes);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t gemm_epilogue(void* out, DType dtype, int64_t total, int64_t n, double scale, const void* bias,
+                          GemmAct act, cudaStream_t s) {
+  if (total == 0) return cudaSuccess;
+  visit_device_dtype(dtype, [&]<typename T>() {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      epilogue_kernel<T><<<blocks_for(total), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
+                                                           static_cast<const T*>(bias), act);
+    } else {
+      fail(ErrorKind::Internal, "gemm_epilogue on ", dtype_name(dtype));
+    }
+  });
+  return cudaGetLastError();
+}
+
+cudaError_t gemm_integer(DType dtype, const Shape& batch, const Shape& a_batch, const Shape& b_batch, int64_t m,
+                         int64_t n, int64_t k, bool ta, bool tb, const void* a, const void* b, int64_t alpha,
+                         int64_t beta, void* out, cudaStream_t s) {
+  int64_t count = numel(batch) * m * n;
+  if (count == 0) return cudaSuccess;
+  IndexMap amap = broadcast_map(a_batch, batch), bmap = broadcast_map(b_batch, batch);
+  visit_device_dtype(dtype, [&]<typename T>() {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      integer_gemm_kernel<T><<<blocks_for(count), 256, 0, s>>>(count, m, n, k, ta, tb, static_cast<const T*>(a), amap,
+                                                               static_cast<const T*>(b), bmap, T(alpha), T(beta),
+                                                               static_cast<T*>(out));
+    } else {
+      fail(ErrorKind::Internal, "gemm_integer on ", dtype_name(dtype));
+    }
+  });
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,159 @@
+// See fuse_gemm_epilogue.h. Each match rewrites the MatMul node in place into
+// FusedMatMul (keeping its name) and drops the absorbed nodes; the fused node
+// sits where the MatMul was, before every reader of the chain's result, so
+// the order stays topological.
+#include "passes/fuse_gemm_epilogue.h"
+
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace tessera {
+namespace {
+
+struct Uses {
+  std::unordered_map<const Value*, std::vector<Node*>> readers;
+  std::unordered_set<const Value*> outputs;
+
+  explicit Uses(const Graph& g) {
+    for (auto& n : g.nodes())
+      for (Value* v : n->inputs)
+        if (v) readers[v].push_back(n.get());
+    outputs.insert(g.outputs.begin(), g.outputs.end());
+  }
+  // The one node reading `v`, when `v` has exactly one reader and is no graph output.
+  Node* sole_reader(const Value* v) const {
+    if (outputs.count(v)) return nullptr;
+    auto it = readers.find(v);
+    if (it == readers.end() || it->second.size() != 1) return nullptr;
+    return it->second[0];
+  }
+  size_t count(const Value* v) const {
+    auto it = readers.find(v);
+    return it == readers.end() ? 0 : it->second.size();
+  }
+};
+
+// The operand of binary node `n` that is not `v` (null if `v` is not an operand).
+Value* other_operand(const Node& n, const Value* v) {
+  if (n.inputs.size() != 2) return nullptr;
+  if (n.inputs[0] == v) return n.inputs[1];
+  if (n.inputs[1] == v) return n.inputs[0];
+  return nullptr;
+}
+
+// A constant holding one number close to `want`.
+bool is_scalar_const(const Value* v, double want) {
+  if (!v || !v->is_constant() || v->constant->numel() != 1 || !is_float(v->dtype)) return false;
+  double got = v->constant->cast(DType::f64).item_f64(0);
+  return std::fabs(got - want) <= 1e-3 * std::fabs(want);
+}
+
+// The erf GELU chain torch.onnx writes for x:
+//   Div(x, 1.41421) | Mul(x, 0.70711) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)
+// (the 0.5 may also multiply x first: Mul(Mul(x, 0.5), ·)). Returns the
+// chain's output and fills `nodes` with its nodes, or null when `x`'s readers
+// are not exactly this chain.
+Value* match_erf_gelu(const Uses& u, Value* x, std::vector<Node*>& nodes) {
+  if (u.outputs.count(x) || u.count(x) != 2) return nullptr;
+  Node* scale = nullptr;
+  Node* other = nullptr;
+  for (Node* r : u.readers.at(x)) {
+    bool div = r->op == "Div" && r->inputs.size() == 2 && r->inputs[0] == x && is_scalar_const(r->inputs[1], std::sqrt(2.0));
+    bool mul = r->op == "Mul" && is_scalar_const(other_operand(*r, x), std::sqrt(0.5));
+    if ((div || mul) && !scale) scale = r;
+    else other = r;
+  }
+  if (!scale || !other || other->op != "Mul") return nullptr;
+  Node* erf = u.sole_reader(scale->outputs[0]);
+  if (!erf || erf->op != "Erf") return nullptr;
+  Node* plus1 = u.sole_reader(erf->outputs[0]);
+  if (!plus1 || plus1->op != "Add" || !is_scalar_const(other_operand(*plus1, erf->outputs[0]), 1.0)) return nullptr;
+  Value* one_plus = plus1->outputs[0];
+  Value* x_side = other_operand(*other, x);  // Mul(x, ·): the other operand is 1+erf or 0.5
+  Node* last = nullptr;
+  if (x_side == one_plus) {  // Mul(x, 1+erf) → Mul(·, 0.5)
+    last = u.sole_reader(other->outputs[0]);
+    if (!last || last->op != "Mul" || !is_scalar_const(other_operand(*last, other->outputs[0]), 0.5)) return nullptr;
+    if (u.sole_reader(one_plus) != other) return nullptr;
+  } else if (is_scalar_const(x_side, 0.5)) {  // Mul(x, 0.5) → Mul(·, 1+erf)
+    last = u.sole_reader(other->outputs[0]);
+    if (!last || last->op != "Mul" || other_operand(*last, other->outputs[0]) != one_plus) return nullptr;
+    if (u.sole_reader(one_plus) != last) return nullptr;
+  } else {
+    return nullptr;
+  }
+  nodes.insert(nodes.end(), {scale, erf, plus1, other, last});
+  return last->outputs[0];
+}
+
+// The activation reading `v`, if it can join the epilogue: fills `act` and
+// `nodes`, returns the activation's output (or null).
+Value* match_activation(const Uses& u, Value* v, std::string& act, std::vector<Node*>& nodes) {
+  if (Node* r = u.sole_reader(v)) {
+    if (r->op == "Relu") act = "relu";
+    else if (r->op == "Gelu") act = r->attrs.get_string("approximate", "none") == "tanh" ? "gelu_tanh" : "gelu";
+    if (!act.empty()) {
+      nodes.push_back(r);
+      return r->outputs[0];
+    }
+  }
+  std::vector<Node*> chain;
+  if (Value* out = match_erf_gelu(u, v, chain)) {
+    act = "gelu";
+    nodes.insert(nodes.end(), chain.begin(), chain.end());
+    return out;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void fuse_gemm_epilogue(Graph& g) {
+  Uses u(g);
+  std::unordered_set<const Node*> dead;
+  for (auto& up : g.nodes()) {
+    Node& mm = *up;
+    if (mm.op != "MatMul" || dead.count(&mm) || mm.inputs.size() != 2) continue;
+    Value* a = mm.inputs[0];
+    Value* b = mm.inputs[1];
+    Value* y = mm.outputs[0];
+    if (!a || !b || !a->rank_known || !b->rank_known || b->shape.size() < 2 || a->shape.empty()) continue;
+    if (!is_float(a->dtype) || b->dtype != a->dtype || y->dtype != a->dtype) continue;
+    int64_t n = b->shape.back();
+    std::vector<Node*> absorbed;
+    Value* bias = nullptr;
+    Value* cur = y;
+    if (Node* add = u.sole_reader(cur); add && add->op == "Add" && n >= 0) {
+      Value* c = other_operand(*add, cur);
+      if (c && c != cur && c->is_constant() && c->dtype == a->dtype && c->constant->rank() == 1 &&
+          c->constant->dim(0) == n && add->outputs[0]->shape == y->shape) {
+        bias = c;
+        absorbed.push_back(add);
+        cur = add->outputs[0];
+      }
+    }
+    std::string act;
+    if (Value* out = match_activation(u, cur, act, absorbed)) cur = out;
+    if (absorbed.empty()) continue;
+    // Every absorbed node must still be live (not taken by an earlier match).
+    bool clash = false;
+    for (Node* n2 : absorbed) clash = clash || dead.count(n2);
+    if (clash) continue;
+    for (Node* n2 : absorbed) {
+      dead.insert(n2);
+      n2->outputs.clear();
+    }
+    mm.op = "FusedMatMul";
+    mm.domain.clear();
+    if (bias) mm.inputs.push_back(bias);
+    mm.attrs = {};
+    mm.attrs.set("activation", act);
+    mm.outputs[0] = cur;
+    cur->producer = &mm;
+  }
+  if (dead.empty()) return;
+  g.remove_nodes_if([&](const Node& n) { return dead.count(&n) != 0; });
+}
+
+}  // namespace tessera
