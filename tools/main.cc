@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_ops(app);
   tessera::cli::add_bench_comm(app);
   tessera::cli::add_launch(app);
+  tessera::cli::add_batch(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
