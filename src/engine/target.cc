@@ -4,7 +4,9 @@
 #include "dist/env.h"
 
 #ifdef TESSERA_WITH_CUDA
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/executor.h"
+#include "backend/cuda/gemm_tuning.h"
 #endif
 
 namespace tessera {
@@ -35,7 +37,13 @@ void prepare_target(Settings& s) {
   s.cuda_arch = cuda::device_arch(local_device());
 }
 
-void finish_target(Graph& g, const Settings& s) { (void)g, (void)s; }
+// TensorRT's tactic choice: time the cuBLASLt candidates for every static GEMM
+// on this GPU and keep the winners in the engine.
+void finish_target(Graph& g, const Settings& s) {
+  if (s.target != "cuda") return;
+  cuda::DeviceContext dev(local_device());
+  cuda::tune_gemms(g, dev, s.timing_cache, s.verbose);
+}
 
 std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph& g, const Settings& s, const RuntimeOptions& r) {
   int dev = r.device >= 0 ? r.device : local_device();
@@ -58,6 +66,12 @@ std::map<std::string, Tensor> run_cuda_device(cuda::Executor& e, const std::map<
 }
 
 void* cuda_stream_of(cuda::Executor& e) { return e.stream(); }
+std::string describe_cuda_plan(cuda::Executor& e, const std::map<std::string, Shape>& shapes) {
+  cuda::PlanStats st = e.plan_stats(shapes);
+  auto mib = [](size_t b) { return str(b, " bytes (", double(b) / (1 << 20), " MiB)"); };
+  return str("memory plan (GPU ", e.device(), "): weights ", mib(st.weight_bytes), "; activations peak ", mib(st.arena_bytes),
+             ", ", mib(st.naive_bytes), " without reuse; ", st.steps, " kernel steps, ", st.fallback_steps, " on the CPU fallback\n");
+}
 double timed_cuda_run(cuda::Executor& e, const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms) {
   return e.timed_run(inputs, comms);
 }
@@ -80,6 +94,7 @@ std::map<std::string, Tensor> run_cuda(cuda::Executor&, const std::map<std::stri
                                        const cpu::Communicators*) { no_cuda(); }
 std::map<std::string, Tensor> run_cuda_device(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::Communicators*) { no_cuda(); }
 void* cuda_stream_of(cuda::Executor&) { no_cuda(); }
+std::string describe_cuda_plan(cuda::Executor&, const std::map<std::string, Shape>&) { no_cuda(); }
 double timed_cuda_run(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::Communicators*) { no_cuda(); }
 std::map<std::string, Tensor> upload_to_cuda(cuda::Executor&, const std::map<std::string, Tensor>&) { no_cuda(); }
 

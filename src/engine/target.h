@@ -27,6 +27,8 @@ std::map<std::string, Tensor> run_cuda_device(cuda::Executor& e, const std::map<
 void* cuda_stream_of(cuda::Executor& e);
 double timed_cuda_run(cuda::Executor& e, const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms);
 std::map<std::string, Tensor> upload_to_cuda(cuda::Executor& e, const std::map<std::string, Tensor>& inputs);
+// `tessera inspect`: the memory plan for these input shapes, as text lines.
+std::string describe_cuda_plan(cuda::Executor& e, const std::map<std::string, Shape>& shapes);
 // The GPU this process uses: LOCAL_RANK (or the launcher's equivalent) modulo the visible devices.
 int local_device();
 
