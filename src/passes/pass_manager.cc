@@ -12,6 +12,7 @@
 #include "passes/fuse_gemm_epilogue.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_elementwise.h"
+#include "passes/fuse_rmsnorm.h"
 
 namespace tessera {
 
@@ -46,6 +47,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   // ops prove them in CI. Pattern passes come before fuse_elementwise, which
   // would otherwise absorb their elementwise ops. Order:
   // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, fuse_elementwise.
+  p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
   p.push_back({"fuse_attention", fuse_attention});
   p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
   p.push_back({"fuse_elementwise", fuse_elementwise});
