@@ -8,6 +8,8 @@
 namespace tessera::cuda {
 
 inline void check(cudaError_t e, const char* what) {
+  // Clear the (non-sticky) error so the next launch check does not report it again.
+  if (e != cudaSuccess) cudaGetLastError();
   if (e != cudaSuccess) fail(ErrorKind::Runtime, "[cuda] ", what, ": ", cudaGetErrorString(e));
 }
 

@@ -80,6 +80,8 @@ struct Executor::Impl {
   cpu::RunContext run_ctx;                       // for collectives run by the CPU fallback
   bool warned_fallback = false;
   const cpu::Communicators* last_comms = nullptr;
+  // Set when the graph has a data-dependent shape: it then runs on the CPU reference executor.
+  std::unique_ptr<cpu::Executor> cpu_exec;
 
   Impl(const Graph& graph, const ExecutorOptions& o) : g(graph), opt(o), dev(o.device) {
     TSR_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -96,7 +98,15 @@ struct Executor::Impl {
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
     TSR_CUDA(cudaSetDevice(opt.device));
-    auto p = make_plan(g, weights, inputs, opt.verbose);
+    std::unique_ptr<Plan> p;
+    try {
+      p = make_plan(g, weights, inputs, opt.verbose);
+    } catch (const DataDependentShape& e) {
+      std::cerr << "tessera: warning: [cuda] " << e.what() << "; without a static plan this engine runs on the CPU reference "
+                << "backend (the CUDA backend has no data-dependent shapes yet)\n";
+      cpu_exec = std::make_unique<cpu::Executor>(g);
+      throw;
+    }
     if (p->stats.fallback_steps && !warned_fallback) {
       std::string ops;
       for (Step& s : p->steps)
@@ -241,8 +251,31 @@ Executor::Executor(const Graph& g, const ExecutorOptions& opt) {
 
 Executor::~Executor() = default;
 
+namespace {
+std::map<std::string, Tensor> to_host(const std::map<std::string, Tensor>& ts) {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : ts) {
+    if (t.device() != Device::cuda) {
+      out[name] = t;
+      continue;
+    }
+    Tensor h = Tensor::empty(t.dtype(), t.shape());
+    if (h.nbytes()) TSR_CUDA(cudaMemcpy(h.raw(), t.raw(), h.nbytes(), cudaMemcpyDeviceToHost));
+    out[name] = h;
+  }
+  return out;
+}
+}  // namespace
+
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer,
                                             const cpu::Communicators* comms) {
+  if (!impl_->cpu_exec) {
+    try {
+      impl_->plan_for(inputs);
+    } catch (const DataDependentShape&) {
+    }
+  }
+  if (impl_->cpu_exec) return impl_->cpu_exec->run(to_host(inputs), timer, comms);
   std::map<std::string, Tensor> dev = impl_->enqueue(inputs, timer, comms);
   std::map<std::string, Tensor> out;
   for (auto& [name, t] : dev) {
@@ -259,6 +292,13 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
 }
 
 std::map<std::string, Tensor> Executor::run_device(const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms) {
+  if (!impl_->cpu_exec) {
+    try {
+      impl_->plan_for(inputs);
+    } catch (const DataDependentShape&) {
+    }
+  }
+  if (impl_->cpu_exec) return upload(impl_->cpu_exec->run(to_host(inputs), {}, comms));
   return impl_->enqueue(inputs, {}, comms);
 }
 
@@ -269,7 +309,7 @@ double Executor::timed_run(const std::map<std::string, Tensor>& inputs, const cp
   TSR_CUDA(cudaEventCreate(&a));
   TSR_CUDA(cudaEventCreate(&b));
   TSR_CUDA(cudaEventRecord(a, impl_->stream));
-  impl_->enqueue(inputs, {}, comms);
+  run_device(inputs, comms);
   TSR_CUDA(cudaEventRecord(b, impl_->stream));
   impl_->sync(nullptr);
   float ms = 0;

@@ -53,7 +53,7 @@ void upload_weights(const Graph& g, Weights& w, cudaStream_t s) {
   std::vector<std::pair<const Value*, size_t>> off;
   size_t total = 0;
   for (auto& v : g.values())
-    if (v->constant && v->constant->numel() > 0) {
+    if (v->constant) {  // empty ones too: they get a valid (unread) address
       off.push_back({v.get(), total});
       total += aligned(v->constant->nbytes());
     }
@@ -61,7 +61,7 @@ void upload_weights(const Graph& g, Weights& w, cudaStream_t s) {
   w.base = device_alloc(total, "the engine's weights", total);
   for (auto& [v, o] : off) {
     char* p = static_cast<char*>(w.base) + o;
-    TSR_CUDA(cudaMemcpyAsync(p, v->constant->raw(), v->constant->nbytes(), cudaMemcpyHostToDevice, s));
+    if (v->constant->nbytes()) TSR_CUDA(cudaMemcpyAsync(p, v->constant->raw(), v->constant->nbytes(), cudaMemcpyHostToDevice, s));
     w.dev[v] = Tensor::view(v->constant->dtype(), v->constant->shape(), p, nullptr, Device::cuda);
   }
   TSR_CUDA(cudaStreamSynchronize(s));
@@ -79,6 +79,13 @@ struct Planner {
   std::unordered_map<const Value*, Life> life;              // arena values only
   std::vector<const Value*> arena_values, upload_values;
 
+  // Constants carry their own type; everything else was typed by the walk.
+  TensorType type_of(const Value* v) const {
+    if (v->constant) return {v->constant->dtype(), v->constant->shape(), true};
+    auto it = types.find(v);
+    if (it == types.end()) fail(ErrorKind::Internal, "[cuda] plan: value '", v->name, "' is read before it is typed");
+    return it->second;
+  }
   const Tensor* host_of(const Value* v) const {
     if (v->constant) return &*v->constant;
     auto it = p.host.find(v);
@@ -121,7 +128,7 @@ struct Planner {
       if (!in) { ins.push_back(nullptr); continue; }
       if (const Tensor* h = host_of(in)) { ins.push_back(h); continue; }
       // Shape/Size read only the type: a data-less view carries it.
-      const TensorType& t = types.at(in);
+      TensorType t = type_of(in);
       fakes.push_back(Tensor::view(t.dtype, t.shape, nullptr, std::make_shared<int>(0)));
       ins.push_back(&fakes.back());
     }
@@ -137,16 +144,23 @@ struct Planner {
     std::vector<TensorType> tys;
     std::vector<const Tensor*> vals;
     for (Value* in : n.inputs) {
-      tys.push_back(in ? types.at(in) : TensorType{});
+      tys.push_back(in ? type_of(in) : TensorType{});
       vals.push_back(in ? host_of(in) : nullptr);
     }
+    std::vector<TensorType> out;
     try {
-      return infer_node(n, std::move(tys), std::move(vals));
+      out = infer_node(n, std::move(tys), std::move(vals));
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::Shape) throw;
-      fail(ErrorKind::Unsupported, e.what(), " — on the CUDA backend this output's shape depends on values computed on the GPU "
-           "(a data-dependent shape), which is not supported yet; build with --target cpu for this model");
+      throw DataDependentShape(ErrorKind::Unsupported, e.what());
     }
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      bool known = out[i].rank_known;
+      for (int64_t d : out[i].shape) known = known && d >= 0;
+      if (n.outputs[i] && !known)
+        throw DataDependentShape(ErrorKind::Unsupported, str("node '", n.name, "' (", n.op, "): its output shape depends on values computed on the GPU"));
+    }
+    return out;
   }
 
   void plan_node(const Node& n, int index) {
@@ -179,7 +193,10 @@ struct Planner {
   // placed value whose lifetime meets its own.
   size_t place(std::unordered_map<const Value*, size_t>& offset) {
     std::vector<const Value*> order = arena_values;
-    auto bytes = [&](const Value* v) { return aligned(size_t(numel(types.at(v).shape)) * dtype_size(types.at(v).dtype)); };
+    auto bytes = [&](const Value* v) {
+      TensorType t = type_of(v);
+      return aligned(size_t(numel(t.shape)) * dtype_size(t.dtype));
+    };
     std::stable_sort(order.begin(), order.end(), [&](const Value* a, const Value* b) { return bytes(a) > bytes(b); });
     std::vector<const Value*> placed;
     size_t peak = 0;
@@ -206,7 +223,7 @@ struct Planner {
   }
 
   Tensor view_at(const Value* v, void* base) const {
-    const TensorType& t = types.at(v);
+    TensorType t = type_of(v);
     return Tensor::view(t.dtype, t.shape, base, nullptr, Device::cuda);
   }
 

@@ -54,6 +54,12 @@ struct Weights {
 };
 void upload_weights(const Graph& g, Weights& w, cudaStream_t s);
 
+// Thrown by make_plan when an output's shape depends on values computed on the
+// GPU (NonZero, a Reshape target read from activations): no static plan exists.
+struct DataDependentShape : Error {
+  using Error::Error;
+};
+
 std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map<std::string, Tensor>& inputs,
                                 bool verbose);
 
