@@ -2,7 +2,7 @@
 // each by one Attention node (ops/attention.cc). Matched, from the output up:
 //
 //   MatMul(P, V)                       V: [B, H, Tk, Dv]
-//   P  = [Cast] Softmax(axis=-1) [Cast] S
+//   P  = [Casts] Softmax(axis=-1) [Casts] S          (float-to-float Casts)
 //   S  = Add(S0, mask) | Add(mask, S0)                    additive mask
 //      | Where(cond, S0, fill) | Where(cond, fill, S0)     fill = -inf or <= -1e30
 //      | S0
@@ -70,6 +70,15 @@ class Matcher {
   static std::optional<double> scalar(const Value* v) {
     if (!v || !v->is_constant() || v->constant->numel() != 1 || !is_float(v->dtype)) return std::nullopt;
     return v->constant->item_f64();
+  }
+  // Peel float-to-float Casts (torchscript exports two f32→f32 Casts after Softmax).
+  Value* peel_casts(Value* v) const {
+    for (int depth = 0; depth < 3; ++depth) {
+      Node* c = sole(v, "Cast");
+      if (!c || !is_float(c->inputs[0]->dtype) || !is_float(v->dtype)) break;
+      v = c->inputs[0];
+    }
+    return v;
   }
   // Peel Mul/Div by scalar constants (single-reader) off `v`, folding them into `scale`.
   Value* peel_scale(Value* v, double& scale) const;
@@ -234,12 +243,12 @@ bool Matcher::try_fuse(Node& mm) {
   Value* out = mm.outputs[0];
   Value* v = mm.inputs[1];
   Value* p = mm.inputs[0];
-  if (Node* c = sole(p, "Cast"); c && is_float(c->inputs[0]->dtype)) p = c->inputs[0];
+  p = peel_casts(p);
   Node* sm = sole(p, "Softmax");
   if (!sm || p->shape.size() != 4) return false;
   if (normalize_axis(sm->attrs.get_int("axis", -1), 4, sm->name) != 3) return false;
   Value* s = sm->inputs[0];
-  if (Node* c = sole(s, "Cast"); c && is_float(c->inputs[0]->dtype)) s = c->inputs[0];
+  s = peel_casts(s);
   const Shape scores_shape = s->shape;
 
   // The mask, and the scaled scores it applies to.
