@@ -28,7 +28,8 @@ NOT_IN_HARNESS = {
         "AllGather", "AllGatherStart", "AllReduce", "AllReduceStart", "AllToAll", "AllToAllStart",
         "Broadcast", "BroadcastStart", "ReduceScatter", "ReduceScatterStart", "RootGather",
         "RootGatherStart", "RootScatter", "RootScatterStart", "CollectiveWait")},
-    "FusedMatMul": "made by the fuse_gemm_epilogue pass (no ONNX op); checked by tests/cpp/fused_matmul_test.cc and model parity",
+    "Attention": "tessera's fused op (made by fuse_attention; not ONNX's opset-23 Attention): "
+                 "checked by tests/cpp/attention_test.cc and model parity",
 }
 
 
