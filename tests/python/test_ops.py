@@ -30,6 +30,7 @@ NOT_IN_HARNESS = {
         "RootGatherStart", "RootScatter", "RootScatterStart", "CollectiveWait")},
     "Attention": "tessera's fused op (made by fuse_attention; not ONNX's opset-23 Attention): "
                  "checked by tests/cpp/attention_test.cc and model parity",
+    "FusedElementwise": "made by the fuse_elementwise pass; checked by tests/cpp/fuse_elementwise_test.cc and model parity",
     "FusedMatMul": "made by the fuse_gemm_epilogue pass (no ONNX op); checked by tests/cpp/fused_matmul_test.cc and model parity",
 }
 
