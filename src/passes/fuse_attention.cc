@@ -244,7 +244,20 @@ bool Matcher::try_fuse(Node& mm) {
   Value* v = mm.inputs[1];
   Value* p = mm.inputs[0];
   p = peel_casts(p);
-  Node* sm = sole(p, "Softmax");
+  // torch's SDPA export guards fully masked rows: Where(IsNaN(P), 0, P). The
+  // fused op has no such rows when its mask turns out causal or absent, so
+  // the guard is dropped then (checked below), and the fusion refused otherwise.
+  bool nan_guard = false;
+  if (Node* w = sole(p, "Where"); w && w->inputs.size() == 3) {
+    Node* isnan = sole(w->inputs[0], "IsNaN");
+    std::optional<double> zero = scalar(w->inputs[1]);
+    if (isnan && zero && *zero == 0.0 && isnan->inputs[0] == w->inputs[2]) {
+      Value* x = w->inputs[2];
+      auto it = uses_.find(x);
+      if (x->producer && x->producer->op == "Softmax" && it != uses_.end() && it->second == 2) p = x, nan_guard = true;
+    }
+  }
+  Node* sm = nan_guard ? p->producer : sole(p, "Softmax");
   if (!sm || p->shape.size() != 4) return false;
   if (normalize_axis(sm->attrs.get_int("axis", -1), 4, sm->name) != 3) return false;
   Value* s = sm->inputs[0];
@@ -291,6 +304,7 @@ bool Matcher::try_fuse(Node& mm) {
     if (is_causal_mask(*mask->constant, tq, tk)) causal = true, mask = nullptr;
     else if (all_zero(*mask->constant)) mask = nullptr;
   }
+  if (nan_guard && mask) return false;  // rows could be fully masked: keep the guard's zeros
   Value* k = key_from_transposed(sc->kt);
   int64_t hk = 0, hv = 0;
   Value* k0 = unrepeat(k, hk);
