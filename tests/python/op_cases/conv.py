@@ -49,6 +49,17 @@ def conv_cases():
     cases = [Case("Conv", ins, attrs, constants=consts, id=name) for name, (ins, attrs, consts) in specs]
     x, w = f32(1, 2, 6, 6), f32(3, 2, 3, 3)
     cases.append(Case("Conv", {"x": x.astype(np.float16), "w": w.astype(np.float16)}, {"pads": [1, 1, 1, 1]}, id="float16"))
+    # float16 through the CUDA backend's staged paths: asymmetric pads (padded into
+    # scratch), depthwise groups and the bias add.
+    cases.append(Case("Conv", {"x": f32(1, 4, 7, 6).astype(np.float16), "w": f32(4, 1, 3, 3).astype(np.float16),
+                               "b": f32(4).astype(np.float16)},
+                      {"group": 4, "pads": [0, 1, 2, 0], "strides": [1, 2]}, id="float16_depthwise_asym_bias"))
+    cases.append(Case("Conv", {"x": f32(1, 4, 5, 6, 5).astype(np.float16), "w": f32(6, 2, 3, 2, 3).astype(np.float16)},
+                      {"group": 2, "dilations": [1, 2, 1], "pads": [1, 1, 1, 1, 1, 1]}, id="float16_3d_group_dilated"))
+    cases.append(Case("Conv", {"x": f32(2, 4, 7, 8), "w": f32(6, 2, 3, 3), "b": f32(6)},
+                      {"group": 2, "dilations": [1, 2], "pads": [1, 0, 0, 2], "strides": [2, 1]}, id="2d_asym_group_dilated_bias"))
+    cases.append(Case("Conv", {"x": f32(1, 3, 11), "w": f32(3, 1, 4), "b": f32(3)},
+                      {"group": 3, "auto_pad": "SAME_UPPER"}, id="1d_depthwise_same_upper_bias"))
     cases.append(Case("Conv", {"x": f32(1, 2, 5, 5), "w": f32(2, 2, 3, 3), "b": f32(2)}, {"auto_pad": "SAME_UPPER"},
                       opset=13, id="opset13"))
     cases.append(Case("Conv", {"x": f32(1, 2, 5, 5), "w": f32(2, 2, 3, 3)}, {"strides": [2, 2]}, opset=21, id="opset21"))
@@ -79,6 +90,15 @@ def conv_transpose_cases():
         ("3d", conv((1, 2, 3, 4, 3), (2, 2, 2, 3, 2), 2, strides=[2, 1, 2], pads=[0, 1, 0, 1, 1, 0])),
     ]
     cases = [Case("ConvTranspose", ins, attrs, constants=consts, id=name) for name, (ins, attrs, consts) in specs]
+    h = np.float16
+    cases += [
+        Case("ConvTranspose", {"x": f32(1, 2, 4, 4).astype(h), "w": f32(2, 3, 3, 3).astype(h), "b": f32(3).astype(h)},
+             {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}, id="float16_output_padding_bias"),
+        Case("ConvTranspose", {"x": f32(1, 4, 4, 5).astype(h), "w": f32(4, 2, 3, 3).astype(h), "b": f32(4).astype(h)},
+             {"group": 2, "strides": [2, 2], "pads": [1, 0, 0, 1]}, id="float16_group_asym_pads_bias"),
+        Case("ConvTranspose", {"x": f32(2, 3, 5, 4), "w": f32(3, 2, 3, 2), "b": f32(2)},
+             {"strides": [3, 2], "pads": [2, 0, 0, 1], "dilations": [1, 2]}, id="2d_asym_pads_dilated_bias"),
+    ]
     return cases
 
 

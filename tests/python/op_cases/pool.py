@@ -68,6 +68,10 @@ def max_pool_cases():
         Case("MaxPool", {"x": rng().integers(0, 256, (1, 2, 6, 6), dtype=np.uint8)},
              {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, id="uint8"),
         Case("MaxPool", {"x": f32(1, 2, 6, 6)}, {"kernel_shape": [2, 2], "strides": [2, 2]}, opset=13, id="opset13"),
+        Case("MaxPool", {"x": f32(1, 2, 9, 8).astype(np.float16)},
+             {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1}, id="float16_ceil_asym_pads"),
+        Case("MaxPool", {"x": f32(1, 2, 9, 10).astype(np.float16)},
+             {"kernel_shape": [3, 2], "dilations": [2, 3], "pads": [1, 1, 2, 0]}, id="float16_dilated"),
     ]
     return cases
 
@@ -85,6 +89,9 @@ def average_pool_cases():
         Case("AveragePool", {"x": f32(1, 2, 6, 6).astype(np.float16)}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
              id="float16"),
         Case("AveragePool", {"x": f32(1, 2, 6, 6)}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, opset=13, id="opset13"),
+        Case("AveragePool", {"x": f32(1, 2, 9, 8).astype(np.float16)},
+             {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1, "count_include_pad": 1},
+             id="float16_ceil_asym_include_pad"),
     ]
     return cases
 
@@ -98,6 +105,8 @@ def lp_pool_cases():
     cases += [
         Case("LpPool", {"x": f32(1, 2, 6, 6)}, {"kernel_shape": [2, 2], "p": 1}, id="p1"),
         Case("LpPool", {"x": f32(1, 2, 6, 6)}, {"kernel_shape": [3, 3], "p": 3, "pads": [1, 1, 1, 1]}, id="p3"),
+        Case("LpPool", {"x": f32(1, 2, 7, 7).astype(np.float16)}, {"kernel_shape": [3, 3], "strides": [2, 2]},
+             id="float16"),
     ]
     return cases
 
@@ -110,6 +119,8 @@ def global_cases():
             Case(op, {"x": f32(2, 4, 9)}, id="1d"),
             Case(op, {"x": f32(1, 2, 3, 4, 5)}, id="3d"),
             Case(op, {"x": f32(1, 16, 14, 14)}, id="wide"),
+            Case(op, {"x": f32(2, 3, 33, 35)}, id="large_plane"),  # more pixels than a CUDA block has threads
+            Case(op, {"x": f32(1, 3, 17, 19).astype(np.float16)}, id="float16_large_plane"),
         ]
     cases += [
         Case("GlobalLpPool", {"x": f32(2, 3, 4, 4)}, {"p": 3}, id="p3"),
