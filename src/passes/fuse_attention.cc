@@ -160,6 +160,14 @@ Value* Matcher::key_from_transposed(Value* kt) {
         if (ks.size() == 4 && rs.size() == 3 && is_static(ks) && is_static(kts) && rs[0] == ks[0] * ks[1] &&
             rs[1] == ks[2] && rs[2] == ks[3] && kts == Shape{ks[0], ks[1], ks[3], ks[2]})
           return k;
+        // The same with GQA's repeated K still 5-D ([B, Hkv, r, T, D]): give it its 4-D
+        // shape so unrepeat() can see the repeat through the Reshape.
+        if (ks.size() == 5 && rs.size() == 3 && is_static(ks) && is_static(kts) && rs[0] == ks[0] * ks[1] * ks[2] &&
+            rs[1] == ks[3] && rs[2] == ks[4] && kts == Shape{ks[0], ks[1] * ks[2], ks[4], ks[3]}) {
+          Value* shape = g_.add_constant(g_.unique_name(k->name + ".k_shape"),
+                                         Tensor::vector_i64({ks[0], ks[1] * ks[2], ks[3], ks[4]}));
+          return add_node_1("Reshape", k->name + ".k", {k, shape});
+        }
       }
     }
   }
