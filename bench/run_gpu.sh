@@ -5,7 +5,7 @@
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
-# scripts under .carry/peers; writes raw files to $OUT.
+# scripts under .carry/peers; writes raw files to $OUT (few: the device returns at most 8).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 G=$PWD/.carry/gpu
@@ -29,7 +29,8 @@ for stage in "$@"; do
       for c in $CASES; do
         [ -f $PM/$c.onnx ] || { echo "$c: not exported"; continue; }
         "$G/tessera" build $PM/$c.onnx -o $PM/$c.tsr --target cuda 2>&1 | tail -3
-        "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 8 2>&1 | tee "$OUT/tessera_$c.txt" | head -16
+        echo "### $c" >> "$OUT/tessera_bench.txt"
+        "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 8 2>&1 | tee -a "$OUT/tessera_bench.txt" | head -16
       done ;;
     peers)
       python3 bench/measure_peak.py "$OUT/peak.json"

@@ -3,7 +3,7 @@ tessera's median ms (tessera bench, CUDA events), the best PyTorch mode's
 median ms, their ratio, and the fraction of the measured ceiling (bf16
 matrix rate for compute-bound cases, copy bandwidth for memory-bound ones).
 
-  python3 bench/summarize_single.py DIR   (DIR holds peers.json, peak.json, tessera_<case>.txt)
+  python3 bench/summarize_single.py DIR   (DIR holds peers.json, peak.json, tessera_bench.txt)
 """
 import json
 import re
@@ -43,9 +43,16 @@ CASES = {  # case: (flops, bytes, bound)
 }
 
 
-def tessera_ms(path):
-    m = re.search(r"latency ms: p50 ([0-9.]+)", path.read_text()) if path.exists() else None
-    return float(m.group(1)) if m else None
+def tessera_ms(path, case):
+    """p50 of `case` in tessera_bench.txt, whose sections start with '### <case>'."""
+    if not path.exists():
+        return None
+    for section in path.read_text().split("### ")[1:]:
+        name, _, body = section.partition("\n")
+        m = re.search(r"latency ms: p50 ([0-9.]+)", body)
+        if name.strip() == case and m:
+            return float(m.group(1))
+    return None
 
 
 def main(d):
@@ -57,7 +64,7 @@ def main(d):
     print("| case | tessera ms | best peer ms (mode) | tessera / peer time | speed-up | achieved | fraction of measured ceiling |")
     print("|---|---|---|---|---|---|---|")
     for case, (flops, nbytes, bound) in CASES.items():
-        t = tessera_ms(d / f"tessera_{case}.txt")
+        t = tessera_ms(d / "tessera_bench.txt", case)
         modes = {k.split("/")[1]: v for k, v in peers.items() if k.startswith(case + "/")}
         best = min(modes.items(), key=lambda kv: kv[1]) if modes else None
         if t is None:
