@@ -1,8 +1,12 @@
-// FusedMatMul: act(A @ B + bias), made by the fuse_gemm_epilogue pass from a
-// MatMul, an optional Add of a 1-D constant bias and an optional activation,
-// so a GPU backend can run it as one GEMM with an epilogue. Inputs: A, B
-// (MatMul's shape rules, B of rank >= 2), optional bias of length N.
-// Attribute `activation`: "" | "relu" | "gelu" (exact, erf) | "gelu_tanh".
+// FusedMatMul: act(A @ op(B) + bias), made by the fuse_gemm_epilogue pass from
+// a MatMul (optional Add of a 1-D constant bias) or a Gemm (1-D / [1, N] C,
+// alpha = beta = 1, transA = 0), then an optional activation, so a GPU backend
+// can run it as one GEMM with an epilogue. Inputs: A, B, optional bias of
+// length N. Attributes:
+//   activation: "" | "relu" | "gelu" (exact, erf) | "gelu_tanh"
+//   trans_b:    0 (default): B follows MatMul's rules (rank >= 2, [..., K, N]);
+//               1: B is one [N, K] matrix (a Gemm's transB = 1 weight, kept
+//               as stored rather than transposed at build time).
 #include "ir/op_registry.h"
 
 namespace tessera {
@@ -13,17 +17,23 @@ std::vector<TensorType> fused_matmul(const InferContext& c) {
   if (act != "" && act != "relu" && act != "gelu" && act != "gelu_tanh")
     c.error("activation '", act, "' is not one of \"\", relu, gelu, gelu_tanh");
   if (!is_float(c.input(0).dtype)) c.error("needs a floating-point dtype, got ", dtype_name(c.input(0).dtype));
-  // MatMul's own inference, so the two can never disagree on shapes.
-  std::vector<TensorType> out = OpRegistry::find("MatMul")->infer(c);
+  bool trans_b = c.attrs().get_int("trans_b", 0) != 0;
   const TensorType& b = c.input(1);
   if (b.rank_known && b.shape.size() < 2) c.error("B must have rank >= 2, got ", to_string(b.shape));
+  if (trans_b && b.rank_known && b.shape.size() != 2) c.error("trans_b needs a 2-D B, got ", to_string(b.shape));
+  // MatMul's own inference (on B's [K, N] view when trans_b), so the two can
+  // never disagree on shapes.
+  std::vector<TensorType> types;
+  for (size_t i = 0; i < c.num_inputs() && i < 2; ++i) types.push_back(c.input(i));
+  if (trans_b && b.rank_known) std::swap(types[1].shape[0], types[1].shape[1]);
+  std::vector<TensorType> out = OpRegistry::find("MatMul")->infer(InferContext(c.node(), types, {}));
   if (c.has_input(2)) {
     const TensorType& bias = c.input(2);
     if (bias.dtype != c.input(0).dtype)
       c.error("bias dtype ", dtype_name(bias.dtype), " differs from the operands' ", dtype_name(c.input(0).dtype));
     if (bias.rank_known) {
       if (bias.shape.size() != 1) c.error("bias must be 1-D, got ", to_string(bias.shape));
-      int64_t n = b.rank_known ? b.shape.back() : kUnknownDim;
+      int64_t n = b.rank_known ? types[1].shape.back() : kUnknownDim;
       if (n >= 0 && bias.shape[0] >= 0 && bias.shape[0] != n)
         c.error("bias has ", bias.shape[0], " elements, the output has N = ", n);
     }

@@ -107,33 +107,85 @@ Value* match_activation(const Uses& u, Value* v, std::string& act, std::vector<N
   return nullptr;
 }
 
+// MatMul(x, W) [+ Add(1-D constant bias of length N)]: the bias (or null)
+// and the Add in `absorbed`. False when the node is not a float MatMul.
+bool matmul_head(const Uses& u, Node& mm, Value*& bias, Value*& cur, std::vector<Node*>& absorbed) {
+  Value* a = mm.inputs.size() == 2 ? mm.inputs[0] : nullptr;
+  Value* b = mm.inputs.size() == 2 ? mm.inputs[1] : nullptr;
+  Value* y = mm.outputs[0];
+  if (!a || !b || !a->rank_known || !b->rank_known || b->shape.size() < 2 || a->shape.empty()) return false;
+  if (!is_float(a->dtype) || b->dtype != a->dtype || y->dtype != a->dtype) return false;
+  int64_t n = b->shape.back();
+  cur = y;
+  if (Node* add = u.sole_reader(cur); add && add->op == "Add" && n >= 0) {
+    Value* c = other_operand(*add, cur);
+    if (c && c != cur && c->is_constant() && c->dtype == a->dtype && c->constant->rank() == 1 &&
+        c->constant->dim(0) == n && add->outputs[0]->shape == y->shape) {
+      bias = c;
+      absorbed.push_back(add);
+      cur = add->outputs[0];
+    }
+  }
+  return true;
+}
+
+// Gemm(A, B[, C]) with transA = 0 and alpha = 1 whose C (if it counts, i.e.
+// beta != 0) is a bias: beta = 1 and C 1-D of length N, or a [1, N] constant
+// (reshaped to a new 1-D constant). False when the Gemm is not of that form.
+bool gemm_head(Graph& g, Node& gm, Value*& bias, Value*& cur) {
+  if (gm.inputs.size() < 2 || gm.inputs.size() > 3) return false;
+  Value* a = gm.inputs[0];
+  Value* b = gm.inputs[1];
+  Value* c = gm.inputs.size() == 3 ? gm.inputs[2] : nullptr;
+  Value* y = gm.outputs[0];
+  if (!a || !b || !a->rank_known || !b->rank_known || a->shape.size() != 2 || b->shape.size() != 2) return false;
+  if (!is_float(a->dtype) || b->dtype != a->dtype || y->dtype != a->dtype) return false;
+  if (gm.attrs.get_int("transA", 0) != 0 || gm.attrs.get_float("alpha", 1.0f) != 1.0f) return false;
+  float beta = gm.attrs.get_float("beta", 1.0f);
+  int64_t n = gm.attrs.get_int("transB", 0) ? b->shape[0] : b->shape[1];
+  cur = y;
+  if (!c || beta == 0.0f) return true;  // Gemm ignores C when beta is 0
+  if (beta != 1.0f || n < 0 || c->dtype != a->dtype || !c->rank_known) return false;
+  if (c->shape == Shape{n}) {
+    bias = c;
+    return true;
+  }
+  if (c->shape == Shape{1, n} && c->is_constant()) {
+    bias = g.add_constant(c->name + ".row", c->constant->reshaped({n}));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void fuse_gemm_epilogue(Graph& g) {
   Uses u(g);
   std::unordered_set<const Node*> dead;
-  for (auto& up : g.nodes()) {
-    Node& mm = *up;
-    if (mm.op != "MatMul" || dead.count(&mm) || mm.inputs.size() != 2) continue;
-    Value* a = mm.inputs[0];
-    Value* b = mm.inputs[1];
-    Value* y = mm.outputs[0];
-    if (!a || !b || !a->rank_known || !b->rank_known || b->shape.size() < 2 || a->shape.empty()) continue;
-    if (!is_float(a->dtype) || b->dtype != a->dtype || y->dtype != a->dtype) continue;
-    int64_t n = b->shape.back();
+  // Collected first: gemm_head may add constants while we walk.
+  std::vector<Node*> heads;
+  for (auto& up : g.nodes())
+    if (up->op == "MatMul" || up->op == "Gemm") heads.push_back(up.get());
+  for (Node* hp : heads) {
+    Node& mm = *hp;
+    if (dead.count(&mm)) continue;
+    bool gemm = mm.op == "Gemm";
+    bool trans_b = gemm && mm.attrs.get_int("transB", 0) != 0;
     std::vector<Node*> absorbed;
     Value* bias = nullptr;
-    Value* cur = y;
-    if (Node* add = u.sole_reader(cur); add && add->op == "Add" && n >= 0) {
-      Value* c = other_operand(*add, cur);
-      if (c && c != cur && c->is_constant() && c->dtype == a->dtype && c->constant->rank() == 1 &&
-          c->constant->dim(0) == n && add->outputs[0]->shape == y->shape) {
-        bias = c;
-        absorbed.push_back(add);
-        cur = add->outputs[0];
-      }
-    }
+    Value* cur = nullptr;
     std::string act;
+    if (gemm) {
+      // A Gemm already runs its bias in the epilogue: it is worth fusing only
+      // with an activation after it. Check the activation before gemm_head,
+      // which may add a constant.
+      std::vector<Node*> probe;
+      if (!match_activation(u, mm.outputs[0], act, probe)) continue;
+      act.clear();
+      if (!gemm_head(g, mm, bias, cur)) continue;
+    } else if (!matmul_head(u, mm, bias, cur, absorbed)) {
+      continue;
+    }
     if (Value* out = match_activation(u, cur, act, absorbed)) cur = out;
     if (absorbed.empty()) continue;
     // Every absorbed node must still be live (not taken by an earlier match).
@@ -146,9 +198,11 @@ void fuse_gemm_epilogue(Graph& g) {
     }
     mm.op = "FusedMatMul";
     mm.domain.clear();
+    mm.inputs.resize(2);
     if (bias) mm.inputs.push_back(bias);
     mm.attrs = {};
     mm.attrs.set("activation", act);
+    if (trans_b) mm.attrs.set("trans_b", int64_t(1));
     mm.outputs[0] = cur;
     cur->producer = &mm;
   }

@@ -1,8 +1,12 @@
 // fuse_gemm_epilogue: MatMul(x, W) [+ Add(bias)] [+ Relu | Gelu | the erf
 // GELU chain exporters write] → one FusedMatMul node, whose CUDA kernel runs
-// the bias and activation in cuBLASLt's epilogue. The bias must be a 1-D
-// constant of length N; each intermediate must have no other reader and must
-// not be a graph output. Runs after infer_shapes (it needs static N).
+// the bias and activation in its epilogue. The bias must be a 1-D constant of
+// length N. The dynamo exporter's linear layer, Gemm(x, W, b) with transB = 1,
+// joins too when an activation follows it: Gemm(alpha = 1, beta = 1 or no C,
+// transA = 0, C of shape [N] or a [1, N] constant) + act → FusedMatMul with
+// bias C and trans_b = transB (the weight stays as stored, [N, K]). Each
+// intermediate must have no other reader and must not be a graph output.
+// Runs after infer_shapes (it needs static N).
 #pragma once
 #include "ir/graph.h"
 

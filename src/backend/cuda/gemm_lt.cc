@@ -1,9 +1,12 @@
 // See gemm_lt.h.
 #include "backend/cuda/gemm_lt.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/device_context.h"
+#include "backend/cuda/kernels/gemm_skinny.h"
 #include "core/error.h"
 
 namespace tessera::cuda {
@@ -117,7 +120,37 @@ void plan_gemm_op(GemmPlan& g, const Node& node, const Shape& a, const Shape& b,
   }
 }
 
+bool is_constant_input(const Node& node, size_t i) {
+  return i < node.inputs.size() && node.inputs[i] && node.inputs[i]->is_constant();
+}
+
+// The float paths around cuBLASLt: the skinny kernel, or padding an unaligned N.
+void plan_layout(GemmPlan& g, const Node& node) {
+  GemmProblem& p = g.lt;
+  bool one_matrix = p.batch == 1 && !g.expand_a && !g.expand_b && !p.ta;
+  bool c_ok = g.c_mode == GemmPlan::CMode::none || g.c_mode == GemmPlan::CMode::bias;
+  if (!one_matrix || !c_ok || p.m == 0 || p.n == 0 || p.k == 0) return;
+  if (p.m <= skinny_gemm_max_m() && skinny_gemm_supports(p.dtype, p.m, p.n, p.k, p.tb)) {
+    g.skinny = true;
+    return;
+  }
+  int64_t per16 = 16 / int64_t(dtype_size(p.dtype));
+  bool has_bias = node.op != "MatMul" && node.inputs.size() > 2 && node.inputs[2];
+  if (p.dtype == DType::f64 || p.n % per16 == 0 || !is_constant_input(node, 1)) return;
+  if (has_bias && !is_constant_input(node, 2)) return;
+  g.real_n = p.n;
+  p.n = (p.n + 63) / 64 * 64;
+}
+
 }  // namespace
+
+int64_t skinny_gemm_max_m() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("TESSERA_SKINNY_GEMM_MAX_M");
+    return e && *e ? std::clamp<int64_t>(std::atoll(e), 0, 64) : int64_t(16);
+  }();
+  return v;
+}
 
 std::string GemmProblem::key() const {
   std::string s = std::string(dtype_name(dtype)) + " " + (ta ? "T" : "N") + (tb ? "T" : "N");
@@ -132,16 +165,21 @@ GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b
   g.integer = !is_float(dtype);
   if (node.op == "Gemm") {
     plan_gemm_op(g, node, a, b, c_shape);
-    return g;
+  } else {
+    // FusedMatMul's trans_b: B is one [N, K] matrix, MatMul's rules on its [K, N] view.
+    bool trans_b = node.op == "FusedMatMul" && node.attrs.get_int("trans_b", 0) != 0;
+    if (trans_b && b.size() != 2) fail(ErrorKind::Shape, "node '", node.name, "': trans_b needs a 2-D B, got ", to_string(b));
+    plan_matmul(g, a, trans_b ? Shape{b[1], b[0]} : b, node.name);
+    g.lt.tb = trans_b;
+    if (node.op == "FusedMatMul") {
+      g.lt.bias = c_shape != nullptr;
+      GemmAct act = act_from(node.attrs.get_string("activation", ""));
+      // cuBLASLt's GELU is the tanh form; the exact one runs after it.
+      if (act == GemmAct::gelu) g.post_act = act;
+      else g.lt.act = act;
+    }
   }
-  plan_matmul(g, a, b, node.name);
-  if (node.op == "FusedMatMul") {
-    g.lt.bias = c_shape != nullptr;
-    GemmAct act = act_from(node.attrs.get_string("activation", ""));
-    // cuBLASLt's GELU is the tanh form; the exact one runs after it.
-    if (act == GemmAct::gelu) g.post_act = act;
-    else g.lt.act = act;
-  }
+  if (!g.integer) plan_layout(g, node);
   return g;
 }
 

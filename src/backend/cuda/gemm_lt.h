@@ -49,7 +49,23 @@ struct GemmPlan {
   Shape c_shape;
   GemmAct post_act = GemmAct::none;  // applied by gemm_epilogue after cuBLASLt (exact GELU)
   bool integer = false;              // integer dtypes: gemm_integer, no cuBLASLt
+  // Few rows (m <= skinny_gemm_max_m()), f16/bf16, one matrix, C none or a
+  // bias: gemm_skinny's bandwidth-bound kernel instead of cuBLASLt, with
+  // alpha, bias and every activation in its epilogue.
+  bool skinny = false;
+  // N whose rows are not 16-byte aligned (GPT-2's 50257), B a constant: lt.n
+  // is padded up to a multiple of 64 and cuBLASLt runs on a padded copy of B
+  // (and of the bias) into a scratch [m, lt.n], copied into the output after.
+  // The real N when padded, else 0.
+  int64_t real_n = 0;
+  int64_t out_n() const { return real_n ? real_n : lt.n; }
 };
+
+// Rows up to which plan_gemm picks the skinny kernel: 16 (one mma tile of
+// rows; there the weight stream is everything and cuBLASLt was measured at a
+// third of the bandwidth), or TESSERA_SKINNY_GEMM_MAX_M (0..64; 0 turns the
+// kernel off) for measuring the crossover.
+int64_t skinny_gemm_max_m();
 
 // The plan for a MatMul / Gemm / FusedMatMul node given its operand shapes
 // (c_shape null when Gemm has no C). The output shape is the op's inference.

@@ -156,7 +156,8 @@ void tune_gemms(Graph& g, DeviceContext& dev, const std::string& timing_cache_pa
     } catch (const Error&) {
       continue;  // shapes the kernel will reject with its own message
     }
-    const GemmProblem& p = plan.lt;
+    if (plan.skinny) continue;  // runs gemm_skinny's kernel, not cuBLASLt
+    const GemmProblem& p = plan.lt;  // a padded N is tuned padded, as it runs
     if (p.m == 0 || p.n == 0 || p.k == 0 || p.batch == 0) continue;
     std::string key = where + " | " + p.key();
     std::vector<int64_t> algo;

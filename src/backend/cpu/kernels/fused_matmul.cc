@@ -1,7 +1,10 @@
-// FusedMatMul on the CPU: MatMul's own path (matmul_compute), then the bias
-// and the activation in double on the compute-dtype result, rounded once to
-// the output dtype — the same numbers as the unfused MatMul + Add + act chain
-// up to that chain's extra rounding between ops.
+// FusedMatMul on the CPU: MatMul's own path (matmul_compute; with trans_b a
+// BLAS call on B as stored, [N, K]), then the bias and the activation in
+// double on the compute-dtype result, rounded once to the output dtype — the
+// same numbers as the unfused MatMul/Gemm + Add + act chain up to that
+// chain's extra rounding between ops.
+#include <cblas.h>
+
 #include <cmath>
 
 #include "backend/cpu/kernels/linalg.h"
@@ -17,11 +20,33 @@ double activate(const std::string& act, double x) {
   return x;
 }
 
+// A[..., K] @ B[N, K]^T in the compute dtype (A's leading dims fold into rows).
+Tensor matmul_trans_b(KernelContext& c) {
+  Tensor a = as_compute(c.input(0)), b = as_compute(c.input(1));
+  if (b.rank() != 2) c.error("trans_b needs a 2-D B, got ", to_string(b.shape()));
+  int64_t k = a.dim(-1), n = b.dim(0);
+  if (b.dim(1) != k) c.error("A has K = ", k, ", B [N, K] has K = ", b.dim(1));
+  int64_t m = k == 0 ? 0 : a.numel() / k;
+  Tensor out = Tensor::zeros(a.dtype(), c.output_type(0).shape);
+  if (m == 0 || n == 0 || k == 0) return out;
+  auto M = blasint(m), N = blasint(n), K = blasint(k);
+  if (a.dtype() == DType::f32)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a.data<float>(), K, b.data<float>(), K, 0.0f,
+                out.data<float>(), N);
+  else if (a.dtype() == DType::f64)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, a.data<double>(), K, b.data<double>(), K, 0.0,
+                out.data<double>(), N);
+  else
+    c.error("needs a floating-point dtype, got ", dtype_name(a.dtype()));
+  return out;
+}
+
 void k_fused_matmul(KernelContext& c) {
   std::string act = c.attrs().get_string("activation", "");
-  Tensor out = matmul_compute(c);
+  bool trans_b = c.attrs().get_int("trans_b", 0) != 0;
+  Tensor out = trans_b ? matmul_trans_b(c) : matmul_compute(c);
   Tensor bias = c.has_input(2) ? as_compute(c.input(2)) : Tensor();
-  int64_t n = c.input(1).dim(-1);
+  int64_t n = trans_b ? c.input(1).dim(0) : c.input(1).dim(-1);
   if (bias.defined() && bias.numel() != n) c.error("bias has ", bias.numel(), " elements, N is ", n);
   visit_dtype(out.dtype(), [&]<typename T>() {
     if constexpr (std::is_floating_point_v<T>) {

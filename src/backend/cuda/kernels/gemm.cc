@@ -4,14 +4,17 @@
 // the CPU kernels' (backend/cpu/kernels/linalg.cc, fused_matmul.cc).
 //
 // The first, uncaptured run of a shape plans the call (gemm_lt.h: how the
-// batch folds, how Gemm's C joins) and builds the cuBLASLt descriptors and
-// algorithm — the node's build-time choice (`cublaslt_algo`) when it has one,
-// else the heuristic's first; later runs only enqueue.
+// batch folds, how Gemm's C joins, whether the skinny kernel or a padded N
+// applies) and builds the cuBLASLt descriptors and algorithm — the node's
+// build-time choice (`cublaslt_algo`) when it has one, else the heuristic's
+// first — and, for a padded N, the padded copies of the constant weight and
+// bias (the only allocations, freed with the state); later runs only enqueue.
 #include <memory>
 
 #include "backend/cuda/device_context.h"
 #include "backend/cuda/gemm_lt.h"
 #include "backend/cuda/kernel_registry.h"
+#include "backend/cuda/kernels/gemm_skinny.h"
 #include "backend/cuda/kernels/gemm_util.h"
 
 namespace tessera::cuda {
@@ -27,6 +30,18 @@ struct GemmState {
   bool unfused = false;
   bool post_bias = false;
   GemmAct post_act = GemmAct::none;
+  SkinnyGemm skinny;  // plan.skinny: the launch
+  // plan.real_n: B (and the bias) padded to plan.lt.n columns, zeros beyond N.
+  void* w_pad = nullptr;
+  void* bias_pad = nullptr;
+
+  GemmState() = default;
+  GemmState(const GemmState&) = delete;
+  GemmState& operator=(const GemmState&) = delete;
+  ~GemmState() {
+    if (w_pad) cudaFree(w_pad);
+    if (bias_pad) cudaFree(bias_pad);
+  }
 };
 
 void cuda_ok(const KernelContext& ctx, cudaError_t e, const char* what) {
@@ -40,6 +55,29 @@ const Tensor* third_input(const KernelContext& ctx) {
   return ctx.node().op != "MatMul" && ctx.has_input(2) ? &ctx.input(2) : nullptr;
 }
 
+// Zero-padded device copies of the constant B ([K, N] gains columns, [N, K]
+// rows) and bias, enqueued on the stream before the first GEMM reads them.
+// This first run is never captured, so allocating here is allowed.
+void pad_constants(KernelContext& ctx, GemmState& st, const Tensor* c) {
+  const GemmPlan& g = st.plan;
+  size_t es = dtype_size(g.lt.dtype);
+  size_t n = size_t(g.real_n), np = size_t(g.lt.n), k = size_t(g.lt.k);
+  cudaStream_t s = ctx.stream();
+  cuda_ok(ctx, cudaMalloc(&st.w_pad, np * k * es), "allocating the N-padded weight");
+  cuda_ok(ctx, cudaMemsetAsync(st.w_pad, 0, np * k * es, s), "zeroing the N-padded weight");
+  const void* w = ctx.input(1).raw();
+  if (g.lt.tb)
+    cuda_ok(ctx, cudaMemcpyAsync(st.w_pad, w, n * k * es, cudaMemcpyDeviceToDevice, s), "padding the weight");
+  else
+    cuda_ok(ctx, cudaMemcpy2DAsync(st.w_pad, np * es, w, n * es, n * es, k, cudaMemcpyDeviceToDevice, s),
+            "padding the weight");
+  bool bias = g.c_mode == GemmPlan::CMode::bias || (ctx.node().op == "FusedMatMul" && c);
+  if (!bias) return;
+  cuda_ok(ctx, cudaMalloc(&st.bias_pad, np * es), "allocating the N-padded bias");
+  cuda_ok(ctx, cudaMemsetAsync(st.bias_pad, 0, np * es, s), "zeroing the N-padded bias");
+  cuda_ok(ctx, cudaMemcpyAsync(st.bias_pad, c->raw(), n * es, cudaMemcpyDeviceToDevice, s), "padding the bias");
+}
+
 void plan(KernelContext& ctx, GemmState& st) {
   const Tensor &a = ctx.input(0), &b = ctx.input(1);
   const Tensor* c = third_input(ctx);
@@ -51,6 +89,10 @@ void plan(KernelContext& ctx, GemmState& st) {
   st.plan = plan_gemm(ctx.node(), a.dtype(), a.shape(), b.shape(), c ? &c->shape() : nullptr);
   st.post_act = st.plan.post_act;
   st.stored = ctx.attrs().get_ints(kAlgoAttr, {});
+  const GemmProblem& p = st.plan.lt;
+  if (st.plan.skinny)
+    st.skinny = skinny_gemm_plan(p.dtype, p.m, p.n, p.k, p.tb, ctx.device().props().multiProcessorCount);
+  if (st.plan.real_n) pad_constants(ctx, st, c);
   st.planned = true;
 }
 
@@ -114,6 +156,19 @@ void run_empty_k(KernelContext& ctx, const GemmPlan& g, const Tensor* c) {
             "bias/activation");
 }
 
+// Few rows: gemm_skinny with bias, alpha and the activation in its epilogue.
+void run_skinny(KernelContext& ctx, const GemmState& st, const Tensor* c) {
+  const GemmPlan& g = st.plan;
+  const void* bias = g.c_mode == GemmPlan::CMode::bias || (ctx.node().op == "FusedMatMul" && c) ? c->raw() : nullptr;
+  GemmAct act = g.post_act != GemmAct::none ? g.post_act : g.lt.act;
+  size_t bytes = skinny_gemm_scratch_bytes(st.skinny);
+  void* scratch = bytes ? ctx.scratch(bytes) : nullptr;
+  cuda_ok(ctx,
+          skinny_gemm(st.skinny, ctx.input(0).raw(), ctx.input(1).raw(), bias, float(g.alpha), act, ctx.output(0).raw(),
+                      scratch, ctx.stream()),
+          "skinny GEMM");
+}
+
 void k_gemm(KernelContext& ctx) {
   GemmState& st = ctx.state<GemmState>();
   if (!st.planned) plan(ctx, st);
@@ -123,6 +178,7 @@ void k_gemm(KernelContext& ctx) {
   const Tensor* c = third_input(ctx);
   if (g.integer) return run_integer(ctx, g, c);
   if (g.lt.k == 0) return run_empty_k(ctx, g, c);
+  if (g.skinny && pointer_alignment({ctx.input(0).raw(), ctx.input(1).raw()}) >= 16) return run_skinny(ctx, st, c);
 
   // Operands with a smaller batch are expanded to the full one in scratch.
   const void* a = ctx.input(0).raw();
@@ -144,6 +200,7 @@ void k_gemm(KernelContext& ctx) {
   void* d = out.raw();
   const void* cm = nullptr;    // cuBLASLt's C
   const void* bias = nullptr;
+  size_t es = dtype_size(out.dtype());
   switch (g.c_mode) {
     case GemmPlan::CMode::full: cm = c->raw(); break;
     case GemmPlan::CMode::bias: bias = c->raw(); break;
@@ -156,15 +213,27 @@ void k_gemm(KernelContext& ctx) {
       if (ctx.node().op == "FusedMatMul" && c) bias = c->raw();
       break;
   }
+  // Padded N (c_mode is none or bias there): the padded constants, into scratch.
+  const void* lt_bias = bias;
+  if (g.real_n) {
+    b = st.w_pad;
+    if (bias) lt_bias = st.bias_pad;
+    d = ctx.scratch(size_t(g.lt.m * g.lt.n) * es);
+  }
   // Heuristics depend on pointer alignment: choose again if it got weaker.
-  uint32_t align = pointer_alignment({a, b, cm, d, bias});
-  if (!st.lt || align < st.lt->chosen_align()) choose(ctx, st, align, bias);
-  cublasStatus_t s = st.lt->run(ctx.device().cublaslt(), a, b, cm, d, st.post_bias ? nullptr : bias, g.alpha, g.beta,
-                                ctx.device().gemm_workspace(), ctx.stream());
+  uint32_t align = pointer_alignment({a, b, cm, d, lt_bias});
+  if (!st.lt || align < st.lt->chosen_align()) choose(ctx, st, align, lt_bias);
+  cublasStatus_t s = st.lt->run(ctx.device().cublaslt(), a, b, cm, d, st.post_bias ? nullptr : lt_bias, g.alpha,
+                                g.beta, ctx.device().gemm_workspace(), ctx.stream());
   if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", st.lt->problem().key(), "): ", cublasLtGetStatusString(s));
+  if (g.real_n)
+    cuda_ok(ctx,
+            cudaMemcpy2DAsync(out.raw(), size_t(g.real_n) * es, d, size_t(g.lt.n) * es, size_t(g.real_n) * es,
+                              size_t(g.lt.m), cudaMemcpyDeviceToDevice, ctx.stream()),
+            "copying the N-padded result out");
   if (st.post_bias || st.post_act != GemmAct::none)
-    cuda_ok(ctx, gemm_epilogue(d, out.dtype(), out.numel(), g.lt.n, 1.0, st.post_bias ? bias : nullptr, st.post_act,
-                               ctx.stream()),
+    cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.out_n(), 1.0, st.post_bias ? bias : nullptr,
+                               st.post_act, ctx.stream()),
             "bias/activation");
 }
 

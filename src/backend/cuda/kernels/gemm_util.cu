@@ -1,5 +1,6 @@
 // See gemm_util.h.
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels/gemm_act.cuh"
 #include "backend/cuda/kernels/gemm_util.h"
 
 namespace tessera::cuda {
@@ -11,24 +12,13 @@ __global__ void broadcast_copy_kernel(const T* in, IndexMap map, T* out, int64_t
     out[i] = in[map.offset(i)];
 }
 
-template <typename C>
-__device__ C activate(C x, GemmAct act) {
-  switch (act) {
-    case GemmAct::relu: return x > C(0) ? x : C(0);
-    case GemmAct::gelu: return C(0.5) * x * (C(1) + erf(x * C(0.70710678118654752440)));
-    case GemmAct::gelu_tanh:
-      return C(0.5) * x * (C(1) + tanh(C(0.79788456080286535588) * (x + C(0.044715) * x * x * x)));
-    default: return x;
-  }
-}
-
 template <typename T>
 __global__ void epilogue_kernel(T* out, int64_t total, int64_t n, compute_t<T> scale, const T* bias, GemmAct act) {
   using C = compute_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     C x = scale * load(out, i);
     if (bias) x += load(bias, i % n);
-    store(out, i, activate<C>(x, act));
+    store(out, i, gemm_activate<C>(x, act));
   }
 }
 
