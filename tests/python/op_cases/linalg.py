@@ -34,4 +34,18 @@ CASES = [
     Case("Gemm", {"A": f(3, 4), "B": f(4, 5), "C": f(3, 5)}, attrs={"beta": 0.0}, id="beta0"),
     Case("Gemm", {"A": f(3, 4), "B": f(5, 4), "C": f(5)}, attrs={"transB": 1}, constants=["B", "C"], id="const"),
     Case("Gemm", {"A": f(3, 4, dtype=np.float64), "B": f(4, 2, dtype=np.float64)}, id="f64"),
+    # Shapes for the CUDA paths (gemm_lt.cc plan_layout): the skinny kernel
+    # (m <= 16, k % 8 == 0; f16/bf16 under autocast) in both weight layouts,
+    # folded batch, split k, alpha; and the padded-N cuBLASLt path (N rows not
+    # 16-byte aligned, constant B, m too large for the skinny kernel).
+    Case("MatMul", {"A": f(8, 256), "B": f(256, 96)}, constants=["B"], id="skinny-kn"),
+    Case("MatMul", {"A": f(2, 3, 264), "B": f(264, 40)}, constants=["B"], id="skinny-batch"),
+    Case("Gemm", {"A": f(5, 512), "B": f(200, 512), "C": f(200)}, attrs={"transB": 1}, constants=["B", "C"],
+         id="skinny-linear"),
+    Case("Gemm", {"A": f(16, 1024), "B": f(40, 1024), "C": f(40)}, attrs={"transB": 1}, constants=["B", "C"],
+         id="skinny-splitk"),
+    Case("Gemm", {"A": f(4, 64), "B": f(64, 16), "C": f(16)}, attrs={"alpha": 0.5}, id="skinny-alpha"),
+    Case("MatMul", {"A": f(40, 64), "B": f(64, 50)}, constants=["B"], id="pad-n"),
+    Case("Gemm", {"A": f(24, 32), "B": f(37, 32), "C": f(37)}, attrs={"transB": 1}, constants=["B", "C"],
+         id="pad-n-linear"),
 ]
