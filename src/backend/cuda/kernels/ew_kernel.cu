@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels/ew_ops.cuh"
 #include "backend/cuda/kernels/ew_program.h"
 
 namespace tessera::cuda {
@@ -121,45 +122,15 @@ __device__ __forceinline__ bool ew_truthy(EwReg r, EwKind k) {
   return k == EwKind::f32 ? r.f != 0 : k == EwKind::f64 ? r.d != 0 : r.i != 0;
 }
 
-// ---- the scalar ops --------------------------------------------------------
-
-template <typename C> __device__ __forceinline__ C ew_clamp(C v, C lo, C hi) { return v < lo ? lo : (hi < v ? hi : v); }
+// ---- the scalar ops (semantics in ew_ops.cuh), dispatched at run time -----
 
 // Float functions, C = float or double (integer inputs go through double, as on the CPU).
 template <typename C>
-__device__ C ew_unary(EwOp op, C x, float fa, float fb) {
-  const C a = C(fa), b = C(fb), zero = C(0), one = C(1);
+__device__ C ew_unary(EwOp op, C x, float a, float b) {
   switch (op) {
-    case EwOp::neg: return -x;
-    case EwOp::abs: return fabs(x);
-    case EwOp::exp: return exp(x);
-    case EwOp::log: return log(x);
-    case EwOp::sqrt: return sqrt(x);
-    case EwOp::reciprocal: return one / x;
-    case EwOp::tanh: return tanh(x);
-    case EwOp::erf: return erf(x);
-    case EwOp::sigmoid: return one / (one + exp(-x));
-    case EwOp::relu: return x > zero ? x : zero;
-    case EwOp::sin: return sin(x);
-    case EwOp::cos: return cos(x);
-    case EwOp::floor: return floor(x);
-    case EwOp::ceil: return ceil(x);
-    case EwOp::round: return rint(x);  // half to even, like std::nearbyint
-    case EwOp::sign: return x > zero ? one : (x < zero ? -one : zero);
-    case EwOp::softsign: return x / (one + fabs(x));
-    case EwOp::hard_swish: return x * ew_clamp(x / C(6) + C(0.5), zero, one);
-    case EwOp::softplus: return x > C(30) ? x : log1p(exp(x));
-    case EwOp::mish: return x * tanh(x > C(30) ? x : log1p(exp(x)));
-    case EwOp::leaky_relu: return x >= zero ? x : x * a;
-    case EwOp::hard_sigmoid: return ew_clamp(a * x + b, zero, one);
-    case EwOp::elu: return x >= zero ? x : a * expm1(x);
-    case EwOp::celu: {
-      C pos = zero < x ? x : zero, neg = a * expm1(x / a);  // std::max(0, x) + std::min(0, ...)
-      return pos + (neg < zero ? neg : zero);
-    }
-    case EwOp::selu: return x > zero ? b * x : b * (a * expm1(x));
-    case EwOp::gelu: return C(0.5) * x * (one + erf(x * C(0.70710678118654752440)));
-    case EwOp::gelu_tanh: return C(0.5) * x * (one + tanh(C(0.79788456080286535588) * (x + C(0.044715) * x * x * x)));
+#define TESSERA_EW_CASE(o) case EwOp::o: return ew_unary_op<EwOp::o, C>(x, a, b);
+    TESSERA_EW_UNARY_OPS(TESSERA_EW_CASE)
+#undef TESSERA_EW_CASE
     default: return x;
   }
 }
@@ -177,35 +148,10 @@ __device__ long long ew_unary_int(EwOp op, long long x, float a, float b) {
 
 template <typename C>
 __device__ C ew_binary(EwOp op, C x, C y, float fa) {
-  constexpr bool is_int = std::is_same_v<C, long long>;
   switch (op) {
-    case EwOp::add: return x + y;
-    case EwOp::sub: return x - y;
-    case EwOp::mul: return x * y;
-    case EwOp::div:
-      if constexpr (is_int) return y == 0 ? 0 : x / y;
-      else return x / y;
-    case EwOp::div_const:
-      if constexpr (is_int) return x / (long long)fa;
-      else return x / C(fa);
-    case EwOp::pow:
-      if constexpr (std::is_same_v<C, float>) return powf(x, y);
-      else return C(pow(double(x), double(y)));
-    case EwOp::max: case EwOp::min:
-      if constexpr (!is_int)  // NaN wins
-        if (isnan(x) || isnan(y)) return C(NAN);
-      return op == EwOp::max ? (x < y ? y : x) : (y < x ? y : x);
-    case EwOp::fmod:
-      if constexpr (is_int) return (long long)fmod(double(x), double(y));
-      else return fmod(x, y);
-    case EwOp::mod:
-      if constexpr (is_int) {  // sign of the divisor, like Python
-        if (y == 0) return 0;
-        long long r = x % y;
-        return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
-      } else {
-        return fmod(x, y);
-      }
+#define TESSERA_EW_CASE(o) case EwOp::o: return ew_binary_op<EwOp::o, C>(x, y, fa);
+    TESSERA_EW_BINARY_OPS(TESSERA_EW_CASE)
+#undef TESSERA_EW_CASE
     default: return x;
   }
 }
@@ -213,14 +159,10 @@ __device__ C ew_binary(EwOp op, C x, C y, float fa) {
 template <typename C>
 __device__ bool ew_compare(EwOp op, C x, C y) {
   switch (op) {
-    case EwOp::equal: return x == y;
-    case EwOp::less: return x < y;
-    case EwOp::greater: return x > y;
-    case EwOp::less_equal: return x <= y;
-    case EwOp::greater_equal: return x >= y;
-    case EwOp::logical_and: return x != C(0) && y != C(0);
-    case EwOp::logical_or: return x != C(0) || y != C(0);
-    default: return (x != C(0)) != (y != C(0));  // logical_xor
+#define TESSERA_EW_CASE(o) case EwOp::o: return ew_compare_op<EwOp::o, C>(x, y);
+    TESSERA_EW_COMPARE_OPS(TESSERA_EW_CASE)
+#undef TESSERA_EW_CASE
+    default: return false;
   }
 }
 
@@ -403,6 +345,11 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     ctx.error("elementwise program computes ", dtype_name(p.out_dtype()), " but the output is ", dtype_name(out.dtype()));
   int64_t n = out.numel();
   if (n == 0) return;
+  for (int k = 0; k < p.n_inputs; ++k)
+    if (inputs[size_t(k)]->dtype() != p.in_dtype[k])
+      ctx.error("input ", k, " of the elementwise program is ", dtype_name(inputs[size_t(k)]->dtype()), ", expected ",
+                dtype_name(p.in_dtype[k]));
+  if (run_ew_fast(ctx, p, inputs, out)) return;
   EwLaunch L;
   L.p = p;
   L.out = out.raw();

@@ -102,4 +102,9 @@ bool ew_supported(const std::string& op);
 // broadcasts to `out`); `out` receives the last instruction's result.
 void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out);
 
+// run_ew_program's fast path (ew_fast.cu): runs `p` and returns true when
+// every value is float-like (f32/f16/bf16/bool, computed in f32) and the
+// output has fewer than 2^31 elements; returns false, launching nothing, else.
+bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out);
+
 }  // namespace tessera::cuda
