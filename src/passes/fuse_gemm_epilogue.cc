@@ -129,6 +129,16 @@ bool matmul_head(const Uses& u, Node& mm, Value*& bias, Value*& cur, std::vector
   return true;
 }
 
+// The Transpose(perm [1, 0]) of a 2-D constant that feeds only `mm`'s B, or null.
+Node* weight_transpose(const Uses& u, const Node& mm) {
+  Value* b = mm.inputs.size() >= 2 ? mm.inputs[1] : nullptr;
+  Node* t = b ? b->producer : nullptr;
+  if (!t || t->op != "Transpose" || u.sole_reader(b) != &mm || b->shape.size() != 2) return nullptr;
+  Value* w = t->inputs[0];
+  if (!w->is_constant() || w->shape.size() != 2 || t->attrs.get_ints("perm") != std::vector<int64_t>{1, 0}) return nullptr;
+  return t;
+}
+
 // Gemm(A, B[, C]) with transA = 0 and alpha = 1 whose C (if it counts, i.e.
 // beta != 0) is a bias: beta = 1 and C 1-D of length N, or a [1, N] constant
 // (reshaped to a new 1-D constant). False when the Gemm is not of that form.
@@ -186,6 +196,10 @@ void fuse_gemm_epilogue(Graph& g) {
     } else if (!matmul_head(u, mm, bias, cur, absorbed)) {
       continue;
     }
+    // MatMul(x, Transpose(W[N, K])) of a constant W that constant folding kept
+    // (a tied embedding, e.g. GPT-2's LM head): read W as [N, K] in place.
+    Node* transpose = gemm ? nullptr : weight_transpose(u, mm);
+    if (transpose && !dead.count(transpose)) trans_b = true, absorbed.push_back(transpose);
     if (Value* out = match_activation(u, cur, act, absorbed)) cur = out;
     if (absorbed.empty()) continue;
     // Every absorbed node must still be live (not taken by an earlier match).
@@ -199,6 +213,7 @@ void fuse_gemm_epilogue(Graph& g) {
     mm.op = "FusedMatMul";
     mm.domain.clear();
     mm.inputs.resize(2);
+    if (transpose) mm.inputs[1] = transpose->inputs[0];
     if (bias) mm.inputs.push_back(bias);
     mm.attrs = {};
     mm.attrs.set("activation", act);

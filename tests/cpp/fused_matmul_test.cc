@@ -302,3 +302,44 @@ TEST(FusedMatMul, InferenceChecksBias) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// GPT-2's tied LM head: MatMul(x, Transpose(W[N, K])) with W also read elsewhere.
+TEST(FuseGemmEpilogue, ReadsATransposedConstantWeightInPlace) {
+  std::mt19937 rng(11);
+  Graph g;
+  Tensor w = random_f32({6, 8}, rng);  // [N, K]
+  Value* x = g.add_value("x", DType::f32, {3, 8});
+  g.inputs.push_back(x);
+  Value* wv = g.add_constant("wte", w);
+  Value* wt = g.add_value("wt", DType::f32, {});
+  Value* y = g.add_value("y", DType::f32, {});
+  Value* other = g.add_value("other", DType::f32, {});
+  Attributes perm;
+  perm.set("perm", std::vector<int64_t>{1, 0});
+  g.add_node("Transpose", "/lm_head/Transpose", {wv}, {wt}, perm);
+  g.add_node("MatMul", "/lm_head/MatMul", {x, wt}, {y});
+  g.add_node("Neg", "/embedding/Neg", {wv}, {other});  // the tied weight's other reader stays
+  g.outputs = {y, other};
+  infer_shapes(g);
+  std::map<std::string, Tensor> feeds = {{"x", random_f32({3, 8}, rng)}};
+  Tensor want = run_graph(g, feeds)[0];
+  fuse_gemm_epilogue(g);
+  verify(g, "fuse_gemm_epilogue");
+  const Node* mm = nullptr;
+  for (auto& n : g.nodes()) {
+    EXPECT_NE(n->op, "Transpose");
+    if (n->op == "FusedMatMul") mm = n.get();
+  }
+  ASSERT_NE(mm, nullptr);
+  EXPECT_EQ(mm->attrs.get_int("trans_b", 0), 1);
+  EXPECT_EQ(mm->inputs[1], wv);
+  Tensor got = run_graph(g, feeds)[0];
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_LE(rel_l2(got, want), 1e-6);
+}
+
+}  // namespace
+}  // namespace tessera
