@@ -147,7 +147,7 @@ void plan_layout(GemmPlan& g, const Node& node) {
 int64_t skinny_gemm_max_m() {
   static const int64_t v = [] {
     const char* e = std::getenv("TESSERA_SKINNY_GEMM_MAX_M");
-    return e && *e ? std::clamp<int64_t>(std::atoll(e), 0, 64) : int64_t(16);
+    return e && *e ? std::clamp<int64_t>(std::atoll(e), 0, 64) : int64_t(0);
   }();
   return v;
 }

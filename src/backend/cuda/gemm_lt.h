@@ -61,10 +61,10 @@ struct GemmPlan {
   int64_t out_n() const { return real_n ? real_n : lt.n; }
 };
 
-// Rows up to which plan_gemm picks the skinny kernel: 16 (one mma tile of
-// rows; there the weight stream is everything and cuBLASLt was measured at a
-// third of the bandwidth), or TESSERA_SKINNY_GEMM_MAX_M (0..64; 0 turns the
-// kernel off) for measuring the crossover.
+// Rows up to which plan_gemm picks the skinny kernel: 0 (off) by default —
+// measured on an H200 (bench/RESULTS.md, 2026-12-02) it is slower than
+// cuBLASLt in a replayed graph (mlp B8: 0.119 ms vs 0.083 ms) — or
+// TESSERA_SKINNY_GEMM_MAX_M (0..64) to run it (it is tested by the GPU harness).
 int64_t skinny_gemm_max_m();
 
 // The plan for a MatMul / Gemm / FusedMatMul node given its operand shapes
