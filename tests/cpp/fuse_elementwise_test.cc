@@ -11,39 +11,15 @@
 #include "ops/fused_elementwise.h"
 #include "passes/fuse_elementwise.h"
 #include "passes/pass_manager.h"
+#include "graph_test_util.h"
 
 namespace tessera {
 namespace {
 
-Tensor random_f32(const Shape& s, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(size_t(numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from<float>(DType::f32, s, v);
-}
+using test::count_op;
+using test::random_f32;
+using test::run_graph;
 
-// Evaluate every node of `g` in order on the CPU kernels; returns the graph outputs.
-std::vector<Tensor> run_graph(const Graph& g, const std::map<std::string, Tensor>& feeds) {
-  std::map<const Value*, Tensor> vals;
-  for (Value* in : g.inputs) vals[in] = feeds.at(in->name);
-  for (auto& v : g.values())
-    if (v->is_constant()) vals[v.get()] = *v->constant;
-  for (auto& n : g.nodes()) {
-    std::vector<const Tensor*> ins;
-    for (Value* v : n->inputs) ins.push_back(v ? &vals.at(v) : nullptr);
-    std::vector<Tensor> outs = cpu::run_node(*n, ins);
-    for (size_t i = 0; i < n->outputs.size(); ++i) vals[n->outputs[i]] = outs[i];
-  }
-  std::vector<Tensor> out;
-  for (Value* v : g.outputs) out.push_back(vals.at(v));
-  return out;
-}
-
-size_t count_op(const Graph& g, const std::string& op) {
-  size_t n = 0;
-  for (auto& node : g.nodes()) n += node->op == op;
-  return n;
-}
 
 // Builds the graph twice (shapes inferred), fuses one copy, and checks that
 // both compute the same outputs bit for bit on random inputs.

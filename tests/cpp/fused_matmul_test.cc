@@ -9,33 +9,13 @@
 #include "ir/verifier.h"
 #include "passes/fuse_gemm_epilogue.h"
 #include "passes/pass_manager.h"
+#include "graph_test_util.h"
 
 namespace tessera {
 namespace {
 
-Tensor random_f32(const Shape& s, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(size_t(numel(s)));
-  for (float& x : v) x = d(rng);
-  return Tensor::from<float>(DType::f32, s, v);
-}
-
-// Evaluate every node of `g` in order on the CPU kernels; returns the graph outputs.
-std::vector<Tensor> run_graph(const Graph& g, const std::map<std::string, Tensor>& feeds) {
-  std::map<const Value*, Tensor> vals;
-  for (Value* in : g.inputs) vals[in] = feeds.at(in->name);
-  for (auto& v : g.values())
-    if (v->is_constant()) vals[v.get()] = *v->constant;
-  for (auto& n : g.nodes()) {
-    std::vector<const Tensor*> ins;
-    for (Value* v : n->inputs) ins.push_back(v ? &vals.at(v) : nullptr);
-    std::vector<Tensor> outs = cpu::run_node(*n, ins);
-    for (size_t i = 0; i < n->outputs.size(); ++i) vals[n->outputs[i]] = outs[i];
-  }
-  std::vector<Tensor> out;
-  for (Value* v : g.outputs) out.push_back(vals.at(v));
-  return out;
-}
+using test::random_f32;
+using test::run_graph;
 
 // x[a_shape] @ W[k, n] + bias[n] → Relu, with shapes inferred; `extra_reader`
 // adds a second reader (Neg) of the MatMul's output, as a second graph output.
@@ -305,6 +285,9 @@ TEST(FusedMatMul, InferenceChecksBias) {
 
 namespace tessera {
 namespace {
+
+using test::random_f32;
+using test::run_graph;
 
 // GPT-2's tied LM head: MatMul(x, Transpose(W[N, K])) with W also read elsewhere.
 TEST(FuseGemmEpilogue, ReadsATransposedConstantWeightInPlace) {

@@ -12,9 +12,13 @@
 #include "ir/verifier.h"
 #include "passes/fuse_rmsnorm.h"
 #include "passes/pass_manager.h"
+#include "graph_test_util.h"
 
 namespace tessera {
 namespace {
+
+using test::count_op;
+using test::run_graph;
 
 constexpr int64_t kHidden = 16;
 
@@ -28,28 +32,6 @@ Tensor randn(const Shape& s, uint32_t seed) {
 
 Tensor scalar(float v) { return Tensor::from<float>(DType::f32, {}, {v}); }
 
-// Every node in order on the CPU kernels; the graph's outputs.
-std::vector<Tensor> evaluate(const Graph& g, const std::map<std::string, Tensor>& feeds) {
-  std::map<const Value*, Tensor> vals;
-  for (Value* in : g.inputs) vals[in] = feeds.at(in->name);
-  for (auto& v : g.values())
-    if (v->is_constant()) vals[v.get()] = *v->constant;
-  for (auto& n : g.nodes()) {
-    std::vector<const Tensor*> ins;
-    for (Value* v : n->inputs) ins.push_back(v ? &vals.at(v) : nullptr);
-    std::vector<Tensor> outs = cpu::run_node(*n, ins);
-    for (size_t i = 0; i < n->outputs.size(); ++i) vals[n->outputs[i]] = outs[i];
-  }
-  std::vector<Tensor> out;
-  for (Value* v : g.outputs) out.push_back(vals.at(v));
-  return out;
-}
-
-size_t count_op(const Graph& g, const std::string& op) {
-  size_t n = 0;
-  for (auto& node : g.nodes()) n += node->op == op;
-  return n;
-}
 
 Value* op(Graph& g, const std::string& type, std::vector<Value*> in, Attributes attrs = {}) {
   Value* out = g.add_value(g.unique_name(type + "_out"), DType::f32, {});
@@ -112,7 +94,7 @@ void check(const Chain& c, bool expect_fused) {
   if (expect_fused) EXPECT_EQ(fused.nodes().size(), 1u);
   else EXPECT_EQ(fused.nodes().size(), plain.nodes().size());
   std::map<std::string, Tensor> feeds{{"x", randn({2, 3, kHidden}, 11)}};
-  std::vector<Tensor> a = evaluate(plain, feeds), b = evaluate(fused, feeds);
+  std::vector<Tensor> a = run_graph(plain, feeds), b = run_graph(fused, feeds);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].dtype(), b[i].dtype());
@@ -168,7 +150,7 @@ TEST(RMSNormalization, CpuKernelAxisOne) {
   infer_shapes(g);
   EXPECT_EQ(y->shape, (Shape{2, 2, 3}));
   std::vector<float> xv = {1, 2, 3, 4, 5, 6, -1, 0, 1, 0, 0, 2};
-  Tensor out = evaluate(g, {{"x", Tensor::from<float>(DType::f32, {2, 2, 3}, xv)}})[0];
+  Tensor out = run_graph(g, {{"x", Tensor::from<float>(DType::f32, {2, 2, 3}, xv)}})[0];
   for (int r = 0; r < 2; ++r) {
     double ss = 0;
     for (int j = 0; j < 6; ++j) ss += double(xv[size_t(r * 6 + j)]) * xv[size_t(r * 6 + j)];
