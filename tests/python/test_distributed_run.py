@@ -85,3 +85,37 @@ def test_model_with_collectives_and_distributed_mode_off_warns(tmp_path):
     p = subprocess.run([BIN, "build", str(model), "-o", str(engine), "--distributed", "off"], capture_output=True, text=True)
     assert p.returncode == 0
     assert "use_distributed_mode is off" in p.stderr and "--distributed on" in p.stderr
+
+
+def gpu_count():
+    try:
+        p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for ln in p.stdout.splitlines() if ln.startswith("GPU")) if p.returncode == 0 else 0
+
+
+@pytest.mark.skipif(gpu_count() == 0, reason="no GPU: the NCCL path of collective nodes runs on the GPU machine")
+@pytest.mark.parametrize("world", [1, 2])
+@pytest.mark.parametrize("fuse", [True, False])
+def test_collective_model_on_cuda_over_nccl(tmp_path, world, fuse):
+    """The same model built --target cuda: collectives run over NCCL on the
+    engine's stream, inside the CUDA graph (the second run replays it)."""
+    if world > gpu_count():
+        pytest.skip(f"needs {world} GPUs")
+    model, engine = tmp_path / "m.onnx", tmp_path / "m.tsr"
+    collective_model(world, str(model))
+    build = [BIN, "build", str(model), "-o", str(engine), "--target", "cuda"] + ([] if fuse else ["--no-fuse-distributed-ops"])
+    subprocess.run(build, check=True, capture_output=True)
+    xs = [np.random.randn(6, 6).astype(np.float32) for _ in range(world)]
+    for r, x in enumerate(xs):
+        np.save(tmp_path / f"x{r}.npy", x)
+    p = launch(world, "run", str(engine), "--input", f"x={tmp_path}/x{{rank}}.npy", "-o", f"{tmp_path}/out{{rank}}.npz")
+    assert p.returncode == 0, p.stdout + p.stderr
+    c = 6 // world
+    for r in range(world):
+        o = np.load(tmp_path / f"out{r}.npz")
+        np.testing.assert_allclose(o["s"], sum(xs), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(o["r"], np.maximum(sum(xs), 0), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(o["g"], np.concatenate(xs, axis=1))
+        np.testing.assert_array_equal(o["a"], np.concatenate([x[r * c:(r + 1) * c] for x in xs], axis=0))
