@@ -4,13 +4,14 @@
 //
 // Two kernels:
 //  * flash_fwd: f16/bf16, head dim 64 or 128 (Dv == D). FlashAttention-2's
-//    shape: a block of 4 warps owns 64 query rows (16 per warp) of one
-//    (batch, head); K/V tiles of 64 keys stream through shared memory with
-//    cp.async double buffering; S = Q·Kᵀ and O += P·V use mma.sync m16n8k16
+//    shape: a block of 8 warps owns 128 query rows (16 per warp) of one
+//    (batch, head); K/V tiles of 64 keys stream through shared memory in a
+//    3-stage cp.async ring; S = Q·Kᵀ and O += P·V use mma.sync m16n8k16
 //    with fp32 accumulators, whose register layout is fixed by PTX, so the
 //    online softmax runs on registers and P is re-packed as the A operand of
 //    P·V without touching memory. Causal blocks skip key tiles past the
-//    diagonal. No [T, T] scores exist anywhere.
+//    diagonal (and warps skip diagonal tiles entirely above their rows). No
+//    [T, T] scores exist anywhere.
 //  * simple_fwd: every dtype (f32 and f64 compute in their own type, f16/bf16
 //    in f32), any head dims up to 256: one warp per query row, keys one at a
 //    time with an online softmax. Not fast; exact enough for fp32 (1e-5).
@@ -46,7 +47,12 @@ struct Dims {
 
 // ---------------------------------------------------------------- flash (mma.sync)
 
-constexpr int kBr = 64, kBc = 64, kWarps = 4, kThreads = kWarps * 32;
+// A block of 8 warps owns 128 query rows (16 per warp) of one (batch, head), so each
+// K/V tile fetched from L2 serves 128 rows; tiles of 64 keys stream through a
+// 3-stage cp.async ring. Shared rows are padded by 8 halves (a row stride of
+// 16 bytes mod 128), so the 8 row addresses of every ldmatrix and every 16-byte
+// cp.async / epilogue access fall in distinct banks.
+constexpr int kBr = 128, kBc = 64, kWarps = 8, kThreads = kWarps * 32, kStages = 3;
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
   unsigned s = unsigned(__cvta_generic_to_shared(smem));
@@ -70,12 +76,27 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Four 8x8 b16 matrices, transposed: thread l gets M[2(l%4)..+1][l/4] of each.
+// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
+// Plain: thread l gets M[l/4][2(l%4)..+1] of each; transposed: M[2(l%4)..+1][l/4].
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* smem) {
+  unsigned s = unsigned(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* smem) {
   unsigned s = unsigned(__cvta_generic_to_shared(smem));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(s));
+}
+
+// 2^x on the SFU; -inf gives +0. Results below 2^-126 flush to 0, which no
+// softmax weight (each <= 1, summed in fp32) can notice.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 template <typename T>
@@ -89,36 +110,45 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
   }
 }
 
-__device__ __forceinline__ unsigned lds32(const void* p) { return *reinterpret_cast<const unsigned*>(p); }
-
 // Copy rows [r0, r0 + kRows) of a [rows, HD] matrix into shared memory (row stride LD), zero past `rows`.
 template <typename T, int HD, int LD, int kRows>
 __device__ __forceinline__ void load_tile(T* smem, const T* g, int r0, int rows) {
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
-  for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
-    int r = c / kChunks, col = (c % kChunks) * 8;
+  static_assert(kRows * kChunks % kThreads == 0);
+#pragma unroll
+  for (int i = 0; i < kRows * kChunks / kThreads; ++i) {
+    const int c = int(threadIdx.x) + i * kThreads;
+    const int r = c / kChunks, col = (c % kChunks) * 8;
     bool valid = r0 + r < rows;
     cp_async16(smem + r * LD + col, g + int64_t(valid ? r0 + r : 0) * HD + col, valid);
   }
 }
 
-template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads) flash_fwd(const T* __restrict__ q, const T* __restrict__ k,
-                                                       const T* __restrict__ v, MaskView mask, T* __restrict__ o, Dims d) {
-  constexpr int LD = HD + 8;  // padded row stride (halves): conflict-free 32-bit loads and ldmatrix
+// kMask: an additive mask is present. Scores then stay in natural units (a
+// finite "minimum" mask times log2e would overflow to -inf) and are scaled by
+// log2e only after the running max is subtracted; without a mask they are
+// kept in log2 units (scale · log2e folded into one multiply).
+template <typename T, int HD, bool kMask>
+__global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q, const T* __restrict__ k,
+                                                          const T* __restrict__ v, MaskView mask, T* __restrict__ o,
+                                                          Dims d) {
+  constexpr int LD = HD + 8;
   constexpr int kKSteps = HD / 16, kNT = kBc / 8, kOT = HD / 8;
+  constexpr int kTile = kBc * LD;  // elements of one K (or V) stage
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* qs = reinterpret_cast<T*>(smem_raw);
-  T* ks = qs + kBr * LD;             // [2][kBc][LD]
-  T* vs = ks + 2 * kBc * LD;         // [2][kBc][LD]
+  T* qs = reinterpret_cast<T*>(smem_raw);  // [kBr][LD]; each warp's 16 rows are later its output staging
+  T* ks = qs + kBr * LD;                   // [kStages][kBc][LD]
+  T* vs = ks + kStages * kTile;            // [kStages][kBc][LD]
 
-  const int n_qtiles = gridDim.x;
-  // Causal: the longest rows (last tiles) start first.
-  const int qtile = d.causal ? n_qtiles - 1 - int(blockIdx.x) : int(blockIdx.x);
-  const int h = blockIdx.y, b = blockIdx.z;
+  // grid = (B·Hq, q tiles): query heads sharing a K/V head are adjacent in
+  // launch order, and with causal the longest q tiles (the last ones) go first.
+  const int n_qtiles = gridDim.y;
+  const int qtile = d.causal ? n_qtiles - 1 - int(blockIdx.y) : int(blockIdx.y);
+  const int h = int(blockIdx.x) % d.Hq, b = int(blockIdx.x) / d.Hq;
   const int hk = h / (d.Hq / d.Hkv);
   const int q0 = qtile * kBr;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int wr0 = q0 + warp * 16;  // this warp's rows; this thread's are wr0 + g and wr0 + g + 8
 
   const T* qg = q + (int64_t(b) * d.Hq + h) * d.Tq * HD;
   const T* kg = k + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
@@ -127,113 +157,151 @@ __global__ void __launch_bounds__(kThreads) flash_fwd(const T* __restrict__ q, c
   int n_ktiles = (d.Tk + kBc - 1) / kBc;
   if (d.causal) n_ktiles = min(n_ktiles, (min(q0 + kBr, d.Tq) - 1) / kBc + 1);
 
+  // Prologue: group 0 = Q and tile 0, group 1 = tile 1 (possibly empty). Every
+  // iteration commits exactly one more group, so at the top of iteration j the
+  // newest group is tile j + 1's and wait_group 1 means tile j has landed.
   load_tile<T, HD, LD, kBr>(qs, qg, q0, d.Tq);
+  load_tile<T, HD, LD, kBc>(ks, kg, 0, d.Tk);
+  load_tile<T, HD, LD, kBc>(vs, vg, 0, d.Tk);
   cp_async_commit();
-  if (n_ktiles > 0) {
-    load_tile<T, HD, LD, kBc>(ks, kg, 0, d.Tk);
-    load_tile<T, HD, LD, kBc>(vs, vg, 0, d.Tk);
+  if (n_ktiles > 1) {
+    load_tile<T, HD, LD, kBc>(ks + kTile, kg, kBc, d.Tk);
+    load_tile<T, HD, LD, kBc>(vs + kTile, vg, kBc, d.Tk);
   }
   cp_async_commit();
 
   unsigned qf[kKSteps][4];
   float acc[kOT][4];
+#pragma unroll
   for (int i = 0; i < kOT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int row0 = q0 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+  const float s_mul = kMask ? d.scale : d.scale * kLog2e;
 
   for (int j = 0; j < n_ktiles; ++j) {
-    const int buf = j & 1;
-    if (j + 1 < n_ktiles) {
-      load_tile<T, HD, LD, kBc>(ks + (buf ^ 1) * kBc * LD, kg, (j + 1) * kBc, d.Tk);
-      load_tile<T, HD, LD, kBc>(vs + (buf ^ 1) * kBc * LD, vg, (j + 1) * kBc, d.Tk);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
+    cp_async_wait<1>();
+    __syncthreads();  // tile j is visible to all, and every warp is done with tile j - 1's stage
+    if (j + 2 < n_ktiles) {
+      const int st = (j + 2) % kStages;  // == (j - 1) % kStages
+      load_tile<T, HD, LD, kBc>(ks + st * kTile, kg, (j + 2) * kBc, d.Tk);
+      load_tile<T, HD, LD, kBc>(vs + st * kTile, vg, (j + 2) * kBc, d.Tk);
     }
-    __syncthreads();
+    cp_async_commit();
     if (j == 0) {
-      const T* qw = qs + (warp * 16) * LD;
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        qf[kk][0] = lds32(qw + g * LD + kk * 16 + t * 2);
-        qf[kk][1] = lds32(qw + (g + 8) * LD + kk * 16 + t * 2);
-        qf[kk][2] = lds32(qw + g * LD + kk * 16 + t * 2 + 8);
-        qf[kk][3] = lds32(qw + (g + 8) * LD + kk * 16 + t * 2 + 8);
-      }
+      // A fragments of Q (rows wr0.., 16 columns per k-step): matrices (rows 0-7 | 8-15) x (cols 0-7 | 8-15)
+      // in the order a0..a3, i.e. lanes 0-7 rows 0-7 col 0, 8-15 rows 8-15 col 0, 16-23 rows 0-7 col 8, ...
+      const T* qa = qs + (warp * 16 + (lane % 8) + ((lane / 8) & 1) * 8) * LD + (lane / 16) * 8;
+#pragma unroll
+      for (int kk = 0; kk < kKSteps; ++kk) ldmatrix_x4(qf[kk], qa + kk * 16);
     }
-    const T* kt = ks + buf * kBc * LD;
-    const T* vt = vs + buf * kBc * LD;
+    const int k0 = j * kBc;
+    // Causal: a warp whose rows all precede the tile's first key has nothing
+    // to add (its update would be alpha = 1, p = 0), so it skips the tile.
+    if (d.causal && k0 > wr0 + 15) continue;
+    const T* kt = ks + (j % kStages) * kTile;
+    const T* vt = vs + (j % kStages) * kTile;
 
-    // S = Q · Kᵀ for 16 rows x 64 keys.
+    // S = Q · Kᵀ for 16 rows x 64 keys. B fragment of key tile nt, k-step kk: b0 = K[nt·8 + g][kk·16 + 2t..],
+    // b1 = the same 8 columns on; one plain ldmatrix.x4 over (keys nt·8..+7) x (4 groups of 8 columns)
+    // gives b0, b1 of k-steps 2kq and 2kq + 1.
     float s[kNT][4];
+    const T* kb_base = kt + (lane % 8) * LD + (lane / 8) * 8;
+#pragma unroll
     for (int nt = 0; nt < kNT; ++nt) {
       s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      const T* kr = kt + (nt * 8 + g) * LD + t * 2;
-      for (int kk = 0; kk < kKSteps; ++kk) mma16816<T>(s[nt], qf[kk], lds32(kr + kk * 16), lds32(kr + kk * 16 + 8));
+#pragma unroll
+      for (int kq = 0; kq < HD / 32; ++kq) {
+        unsigned kb[4];
+        ldmatrix_x4(kb, kb_base + nt * 8 * LD + kq * 32);
+        mma16816<T>(s[nt], qf[2 * kq], kb[0], kb[1]);
+        mma16816<T>(s[nt], qf[2 * kq + 1], kb[2], kb[3]);
+      }
     }
 
-    // Scale, mask, causal, and the online softmax update of rows row0, row0 + 8.
-    const int k0 = j * kBc;
+    // Scale, mask, causal / key bounds (only where the tile needs it), row max.
+    const bool bounds = k0 + kBc > d.Tk || (d.causal && k0 + kBc - 1 > wr0);
     float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int qi = row0 + (e >> 1) * 8, kj = k0 + nt * 8 + t * 2 + (e & 1);
-        float x = s[nt][e] * d.scale;
-        if (kj >= d.Tk || (d.causal && kj > qi)) x = -INFINITY;
-        else if (mask.ptr && qi < d.Tq)
-          x += static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + qi * mask.sq + kj * mask.sk];
+        const int qi = wr0 + g + (e >> 1) * 8, kj = k0 + nt * 8 + t * 2 + (e & 1);
+        float x = s[nt][e] * s_mul;
+        if constexpr (kMask) {
+          if (qi < d.Tq && kj < d.Tk)
+            x += static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + qi * mask.sq + kj * mask.sk];
+        }
+        if (bounds && (kj >= d.Tk || (d.causal && kj > qi))) x = -INFINITY;
         s[nt][e] = x;
         mx[e >> 1] = fmaxf(mx[e >> 1], x);
       }
+    // Online softmax: the reference max of a row that is -inf so far is 0, never -inf - -inf.
     float ref[2];
+#pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      float m_new = fmaxf(m[r], mx[r]);
+      const float m_new = fmaxf(m[r], mx[r]);
       ref[r] = m_new == -INFINITY ? 0.f : m_new;
-      float alpha = exp2f((m[r] - ref[r]) * kLog2e);  // 0 when m[r] is -inf
+      const float alpha = kMask ? ex2((m[r] - ref[r]) * kLog2e) : ex2(m[r] - ref[r]);  // 0 when m[r] is -inf
       m[r] = m_new;
       l[r] *= alpha;
+#pragma unroll
       for (int ot = 0; ot < kOT; ++ot) acc[ot][2 * r] *= alpha, acc[ot][2 * r + 1] *= alpha;
     }
+#pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float p = exp2f((s[nt][e] - ref[e >> 1]) * kLog2e);
+        const float p = kMask ? ex2((s[nt][e] - ref[e >> 1]) * kLog2e) : ex2(s[nt][e] - ref[e >> 1]);
         s[nt][e] = p;
         l[e >> 1] += p;
       }
 
-    // O += P · V: P's accumulator layout is the A operand's, two n-tiles per k-step.
+    // O += P · V. P's accumulator layout is the A operand's (two key n-tiles per k-step). B fragment of
+    // d-tile ot: b0 = V[kk·16 + 2t..+1][ot·8 + g], b1 = keys 8 on; one ldmatrix.x4.trans over (keys 0-7 |
+    // 8-15) x (d cols 0-7 | 8-15) gives b0, b1 of d-tiles 2dp and 2dp + 1.
+    const T* vb_base = vt + ((lane % 8) + ((lane / 8) & 1) * 8) * LD + (lane / 16) * 8;
+#pragma unroll
     for (int kk = 0; kk < kBc / 16; ++kk) {
-      unsigned pa[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                        pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const T* vrow = vt + (kk * 16 + (lane % 8) + ((lane / 8) & 1) * 8) * LD + (lane / 16) * 8;
+      const unsigned pa[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                              pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
       for (int dp = 0; dp < HD / 16; ++dp) {
         unsigned vb[4];
-        ldmatrix_x4_trans(vb, vrow + dp * 16);
+        ldmatrix_x4_trans(vb, vb_base + kk * 16 * LD + dp * 16);
         mma16816<T>(acc[2 * dp], pa, vb[0], vb[1]);
         mma16816<T>(acc[2 * dp + 1], pa, vb[2], vb[3]);
       }
     }
-    __syncthreads();  // every warp is done with this buffer before it is refilled
   }
+  cp_async_wait<0>();  // only empty groups can be left; nothing may still write shared memory
 
+  // Epilogue: normalize, stage the warp's 16 x HD outputs in its own (no longer read) Q rows, then
+  // write them with 16-byte stores. A fully masked row has l = 0 and gives 0 · inf = NaN, as Softmax does.
+  T* os = qs + warp * 16 * LD;
+#pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    const float inv = 1.f / l[r];
+#pragma unroll
+    for (int ot = 0; ot < kOT; ++ot)
+      *reinterpret_cast<unsigned*>(os + (g + 8 * r) * LD + ot * 8 + t * 2) =
+          pack2<T>(acc[ot][2 * r] * inv, acc[ot][2 * r + 1] * inv);
   }
-  for (int r = 0; r < 2; ++r) {
-    const int qi = row0 + r * 8;
-    if (qi >= d.Tq) continue;
-    T* orow = o + ((int64_t(b) * d.Hq + h) * d.Tq + qi) * HD;
-    for (int ot = 0; ot < kOT; ++ot) {
-      unsigned pk = pack2<T>(acc[ot][2 * r] / l[r], acc[ot][2 * r + 1] / l[r]);
-      *reinterpret_cast<unsigned*>(orow + ot * 8 + t * 2) = pk;
-    }
+  __syncwarp();
+  constexpr int kChunks = HD / 8;
+  T* og = o + (int64_t(b) * d.Hq + h) * d.Tq * HD;
+#pragma unroll
+  for (int c = lane; c < 16 * kChunks; c += 32) {
+    const int r = c / kChunks, col = (c % kChunks) * 8;
+    if (wr0 + r < d.Tq)
+      *reinterpret_cast<uint4*>(og + int64_t(wr0 + r) * HD + col) = *reinterpret_cast<const uint4*>(os + r * LD + col);
   }
 }
 
-constexpr size_t flash_smem(int hd) { return size_t(kBr + 4 * kBc) * size_t(hd + 8) * 2; }
+constexpr size_t flash_smem(int hd) { return size_t(kBr + 2 * kStages * kBc) * size_t(hd + 8) * 2; }
 
 // ---------------------------------------------------------------- simple (any dtype)
 
@@ -330,21 +398,30 @@ MaskView mask_view(KernelContext& c, const Dims& d) {
   return mv;
 }
 
-template <typename T, int HD>
+template <typename T, int HD, bool kMask>
 void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
   const size_t smem = flash_smem(HD);
   FlashState& st = c.state<FlashState>();
   if (!st.configured) {
-    if (cudaFuncSetAttribute(flash_fwd<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess)
+    if (cudaFuncSetAttribute(flash_fwd<T, HD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) !=
+        cudaSuccess)
       c.error("cannot raise the shared-memory limit to ", smem, " bytes");
     st.configured = true;
   }
-  dim3 grid(unsigned((d.Tq + kBr - 1) / kBr), unsigned(d.Hq), unsigned(d.B));
-  flash_fwd<T, HD><<<grid, kThreads, smem, c.stream()>>>(static_cast<const T*>(c.input(0).raw()),
-                                                         static_cast<const T*>(c.input(1).raw()),
-                                                         static_cast<const T*>(c.input(2).raw()), mv,
-                                                         static_cast<T*>(c.output(0).raw()), d);
+  const int n_qtiles = (d.Tq + kBr - 1) / kBr;
+  if (n_qtiles > 65535) c.error("query length ", d.Tq, " needs more than 65535 tiles of ", kBr, " rows");
+  dim3 grid(unsigned(int64_t(d.B) * d.Hq), unsigned(n_qtiles));
+  flash_fwd<T, HD, kMask><<<grid, kThreads, smem, c.stream()>>>(static_cast<const T*>(c.input(0).raw()),
+                                                                static_cast<const T*>(c.input(1).raw()),
+                                                                static_cast<const T*>(c.input(2).raw()), mv,
+                                                                static_cast<T*>(c.output(0).raw()), d);
   check_launch(c);
+}
+
+template <typename T, int HD>
+void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
+  if (mv.ptr) launch_flash<T, HD, true>(c, d, mv);
+  else launch_flash<T, HD, false>(c, d, mv);
 }
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
