@@ -31,6 +31,8 @@ struct Options {
   bool break_causal = false;    // one masked entry of the constant mask set to 0
   bool expose_probs = false;    // the softmax output is also a graph output
   bool input_mask = false;      // an additive mask from a graph input instead of the constant
+  bool torchlib_k = false;      // Kᵀ as torchlib writes it: Reshape(Transpose(Reshape(K5, [B·H, T, D]), [0, 2, 1]), [B, H, D, T])
+  bool nan_guard = false;       // Where(IsNaN(P), 0, P) after the Softmax, as torch's SDPA export adds
 };
 
 // softmax(Q·√s · (Kᵀ·√s) + mask) · V, with K and V repeated from Hkv to Hq heads.
@@ -52,7 +54,17 @@ void build(Graph& g, const Options& o) {
   };
   Attributes perm;
   perm.set("perm", std::vector<int64_t>{0, 1, 3, 2});
-  Value* kt = node("Transpose", {repeat(k)}, perm);
+  Value* kt;
+  if (o.torchlib_k) {  // K stays 5-D ([B, Hkv, r, T, D]) up to the first Reshape
+    Value* u = node("Unsqueeze", {k, c(g.unique_name("axes"), Tensor::vector_i64({2}))});
+    Value* e = node("Expand", {u, c(g.unique_name("to"), Tensor::vector_i64({B, Hkv, Hq / Hkv, T, D}))});
+    Value* flat = node("Reshape", {e, c(g.unique_name("shape"), Tensor::vector_i64({B * Hq, T, D}))});
+    Attributes p3;
+    p3.set("perm", std::vector<int64_t>{0, 2, 1});
+    kt = node("Reshape", {node("Transpose", {flat}, p3), c(g.unique_name("shape"), Tensor::vector_i64({B, Hq, D, T}))});
+  } else {
+    kt = node("Transpose", {repeat(k)}, perm);
+  }
   Tensor root = Tensor::from<float>(DType::f32, {}, {std::sqrt(1.0f / std::sqrt(float(D)))});
   Value* qs = node("Mul", {q, c("sq", root)});
   Value* ks = node("Mul", {kt, c("sk", root)});
@@ -71,7 +83,12 @@ void build(Graph& g, const Options& o) {
   Attributes ax;
   ax.set("axis", o.softmax_axis);
   Value* p = node("Softmax", {node("Add", {s, mask})}, ax);
-  Value* out = node("MatMul", {p, repeat(v)});
+  Value* probs = p;
+  if (o.nan_guard) {
+    Value* isnan = node("IsNaN", {p});
+    probs = node("Where", {isnan, c(g.unique_name("zero"), Tensor::from<float>(DType::f32, {}, {0.0f})), p});
+  }
+  Value* out = node("MatMul", {probs, repeat(v)});
   g.outputs = {out};
   if (o.expose_probs) g.outputs.push_back(p);
   infer_shapes(g);
@@ -186,4 +203,31 @@ TEST(AttentionOp, InferenceChecksHeads) {
   a.set("scale", 1.0f);
   Node* n = g.add_node("Attention", "attn", {q, k, k}, {out}, a);
   EXPECT_THROW(infer_node(*n), Error);
+}
+
+TEST(FuseAttention, TorchlibKeyChainWithGqaAndNanGuard) {
+  Options o;
+  o.torchlib_k = true, o.nan_guard = true;
+  Graph g;
+  build(g, o);
+  fuse_attention(g);
+  ASSERT_EQ(count(g, "Attention"), 1);
+  EXPECT_EQ(count(g, "Where"), 0);
+  EXPECT_EQ(count(g, "Expand"), 0);
+  const Node* a = find(g, "Attention");
+  EXPECT_EQ(a->inputs[1]->name, "k");  // un-repeated through the 5-D chain
+  EXPECT_EQ(a->inputs[2]->name, "v");
+  EXPECT_EQ(a->attrs.get_int("causal", 0), 1);
+  std::mt19937 rng(7);
+  expect_same_result(o, {{"q", random({B, Hq, T, D}, rng)}, {"k", random({B, Hkv, T, D}, rng)}, {"v", random({B, Hkv, T, D}, rng)}});
+}
+
+TEST(FuseAttention, KeepsTheNanGuardWhenAMaskInputCouldMaskWholeRows) {
+  Options o;
+  o.nan_guard = true, o.input_mask = true;
+  Graph g;
+  build(g, o);
+  fuse_attention(g);
+  EXPECT_EQ(count(g, "Attention"), 0);
+  EXPECT_EQ(count(g, "Where"), 1);
 }
