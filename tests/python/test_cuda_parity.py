@@ -34,6 +34,11 @@ def gpu_present():
 pytestmark = pytest.mark.skipif(not gpu_present(), reason="no GPU visible: the CUDA parity harness runs on the GPU machine")
 
 OP_PARAMS = to._params()
+# Attention shapes that reach the CUDA flash kernel (head dim 64/128, f16), which
+# the small model fixtures (head dim 16) do not: (B, Hq, Hkv, T, D, causal).
+ATTN_SHAPES = [(1, 8, 2, 100, 128, True), (2, 4, 4, 64, 64, True), (1, 4, 1, 200, 128, False), (1, 2, 2, 17, 64, True)]
+ATTN_PARAMS = [pytest.param(*sh, id="attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format(*sh[:5], "causal" if sh[5] else "full"))
+               for sh in ATTN_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -41,6 +46,38 @@ HALF_TOL = 2e-2
 
 def _save_inputs(path, feeds):
     np.savez(path, **feeds)
+
+
+def attention_model(B, Hq, Hkv, T, D, causal):
+    """The exporters' pattern in f16: softmax(Q·Kᵀ·s + mask)·V with K, V repeated
+    from Hkv heads (Unsqueeze → Expand → Reshape); fuse_attention turns it into Attention."""
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    r = Hq // Hkv
+    inits = [nh.from_array(np.array([2], np.int64), "ax"), nh.from_array(np.array([B, Hkv, r, T, D], np.int64), "to"),
+             nh.from_array(np.array([B, Hq, T, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), np.float16), "scale")]
+    mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf).astype(np.float16) if causal else np.zeros((T, T), np.float16)
+    inits.append(nh.from_array(mask, "mask"))
+    nodes = []
+    for x in ("k", "v"):
+        nodes += [h.make_node("Unsqueeze", [x, "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
+                  h.make_node("Reshape", [x + "e", "shape"], [x + "r"])]
+    nodes += [h.make_node("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]), h.make_node("MatMul", ["q", "kt"], ["s"]),
+              h.make_node("Mul", ["s", "scale"], ["ss"]), h.make_node("Add", ["ss", "mask"], ["sm"]),
+              h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["out"])]
+    ins = [h.make_tensor_value_info("q", TP.FLOAT16, [B, Hq, T, D])] + \
+          [h.make_tensor_value_info(x, TP.FLOAT16, [B, Hkv, T, D]) for x in ("k", "v")]
+    g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", TP.FLOAT16, [B, Hq, T, D])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    rng = np.random.default_rng()
+    feeds = {"q": rng.standard_normal((B, Hq, T, D)).astype(np.float16),
+             "k": rng.standard_normal((B, Hkv, T, D)).astype(np.float16),
+             "v": rng.standard_normal((B, Hkv, T, D)).astype(np.float16)}
+    q, k, v = (feeds[x].astype(np.float64) for x in ("q", "k", "v"))
+    k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
+    sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(np.float64)
+    p = np.exp(sc - sc.max(-1, keepdims=True))
+    ref = (p / p.sum(-1, keepdims=True)) @ v  # float64 reference from the f16 inputs
+    return m, feeds, {"out": ref.astype(np.float16)}
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +98,14 @@ def batch(tessera, tmp_path_factory):
         out = d / f"op{i}.out.npz"
         manifest.append({"model": str(d / f"op{i}.onnx"), "inputs": str(d / f"op{i}.inputs.npz"), "output": str(out), "target": "cuda"})
         refs[param.id] = (out, to.run_ort(model, feeds), getattr(case, "tol", None))
+    for param in ATTN_PARAMS:
+        model, feeds, expected = attention_model(*param.values)
+        tag = param.id.replace("/", "_")
+        onnx.save(model, d / f"{tag}.onnx")
+        _save_inputs(d / f"{tag}.inputs.npz", feeds)
+        out = d / f"{tag}.out.npz"
+        manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
+        refs[param.id] = (out, expected, HALF_TOL)
     for param in MODEL_PARAMS:
         name, ac = param.values
         model, inputs, _ = tm.fixture_paths(name)
@@ -89,6 +134,11 @@ def _check(batch, pid):
 
 @pytest.mark.parametrize("pid", [p.id for p in OP_PARAMS])
 def test_op_cuda(batch, pid):
+    _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS])
+def test_attention_cuda(batch, pid):
     _check(batch, pid)
 
 
