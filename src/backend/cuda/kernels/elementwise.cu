@@ -11,7 +11,7 @@ void k_elementwise(KernelContext& ctx) {
   const Node& node = ctx.node();
   // CastLike reads only input 1's dtype (already in the output's), never its values.
   size_t n_read = node.op == "CastLike" ? 1 : ctx.num_inputs();
-  std::vector<const Tensor*> inputs;
+  std::vector<const Tensor*> inputs, host;
   std::vector<DType> dtypes;
   std::vector<int> args;
   for (size_t i = 0; i < n_read; ++i) {
@@ -21,11 +21,12 @@ void k_elementwise(KernelContext& ctx) {
     }
     args.push_back(int(inputs.size()));
     inputs.push_back(&ctx.input(i));
+    host.push_back(ctx.host_value(i));
     dtypes.push_back(ctx.input(i).dtype());
   }
   EwBuilder b(dtypes, "node '" + node.name + "' (" + node.op + ")");
   b.add(node.op, node.attrs, args, ctx.output(0).dtype());
-  run_ew_program(ctx, b.program(), inputs, ctx.output(0));
+  run_ew_program(ctx, b.program(), inputs, ctx.output(0), host);
 }
 
 const char* kOps[] = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean",

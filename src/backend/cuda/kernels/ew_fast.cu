@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <vector>
+#include <utility>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels/ew_ops.cuh"
@@ -80,15 +81,18 @@ struct FInput {
 struct FInstr {
   EwOp op = EwOp::copy;
   FType type = kF32;  // the result's dtype
-  uint8_t nargs = 0;
+  uint8_t nread = 1;  // operands read: 1, 2 (binary, compare) or 3 (Where, Clip)
   uint8_t flags = 0;  // Clip: bit0/bit1 lo/hi present, bit2/bit3 lo/hi from a/b
   uint8_t src[kEwMaxArgs] = {};
   uint8_t dst = 0;
+  uint8_t imm = 0;   // bit j: operand j is the immediate iv[j] (a scalar known on the host), not a register
+  uint8_t ipow = 0;  // Pow with the immediate exponent 2 or 3: x·x, x·x·x
   float a = 0, b = 0;
+  float iv[kEwMaxArgs] = {};
 };
 
 struct FLaunch {
-  FInput in[kEwMaxInputs];
+  FInput in[kEwMaxInputs];  // the inputs held in registers 0..n_in-1 (immediates are not here)
   FInstr ins[kEwMaxInstrs];
   int n_in = 0, n_ins = 0;
   uint8_t out_reg = 0;
@@ -128,6 +132,17 @@ __device__ __forceinline__ void reg_set(float (&R)[NR][V], int i, const float (&
     TESSERA_EW_REGS(TESSERA_EW_SET)
 #undef TESSERA_EW_SET
     default: break;
+  }
+}
+
+// Operand values: the immediate `v`, or register `src`.
+template <int NR, int V>
+__device__ __forceinline__ void fetch(bool imm, float v, int src, const float (&R)[NR][V], float (&a)[V]) {
+  if (imm) {
+#pragma unroll
+    for (int t = 0; t < V; ++t) a[t] = v;
+  } else {
+    reg_get<NR, V>(R, src, a);
   }
 }
 
@@ -211,83 +226,91 @@ __device__ __forceinline__ void store_out(FType type, void* p, uint32_t base, bo
 
 // ---- one instruction on V elements ---------------------------------------------
 
-// R[I.dst] = I(R[I.src...]), rounded to I's dtype. Each case reads just the
-// operands it uses (no operand values carried between instructions).
+// The float kernel's unary ops: ew_ops.cuh's, but Sigmoid through the fast
+// exponential and a correctly rounded reciprocal (__expf's few-ulp error is far
+// inside the f32 tolerance; exp(-x) = inf for x < -88 gives 1/inf = 0, as it should).
+template <EwOp OP>
+__device__ __forceinline__ float fast_unary(float x, float a, float b) {
+  if constexpr (OP == EwOp::sigmoid) return __frcp_rn(1.0f + __expf(-x));
+  else return ew_unary_op<OP, float>(x, a, b);
+}
+
+// R[dst] = op(operands), rounded to `type`. The instruction's structure
+// (op, nread, src, dst, imm, ipow, type) is passed apart from its values `I`
+// (a, b, iv, flags) so that a kernel for a known program passes constants and
+// every switch folds away; the interpreter passes I's own fields.
 template <int NR, int V>
-__device__ __forceinline__ void eval(const FInstr& I, float (&R)[NR][V]) {
-  float r[V];
-  switch (I.op) {
-#define TESSERA_EW_CASE(o)                                                                         \
-  case EwOp::o: {                                                                                  \
-    float a[V];                                                                                    \
-    reg_get<NR, V>(R, I.src[0], a);                                                                \
-    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = ew_unary_op<EwOp::o, float>(a[t], I.a, I.b); \
-    break;                                                                                         \
-  }
+__device__ __forceinline__ void eval_core(EwOp op, int nread, int s0, int s1, int s2, int dst, int imm, int ipow,
+                                          FType type, const FInstr& I, float (&R)[NR][V]) {
+  float x[V], y[V], z[V], r[V];
+  fetch<NR, V>(imm & 1, I.iv[0], s0, R, x);
+  if (nread > 1) fetch<NR, V>(imm & 2, I.iv[1], s1, R, y);
+  if (nread > 2) fetch<NR, V>(imm & 4, I.iv[2], s2, R, z);
+  switch (op) {
+#define TESSERA_EW_CASE(o)                                                                 \
+  case EwOp::o:                                                                            \
+    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = fast_unary<EwOp::o>(x[t], I.a, I.b); \
+    break;
     TESSERA_EW_UNARY_OPS(TESSERA_EW_CASE)
 #undef TESSERA_EW_CASE
-#define TESSERA_EW_CASE(o)                                                                           \
-  case EwOp::o: {                                                                                    \
-    float a[V], b[V];                                                                                \
-    reg_get<NR, V>(R, I.src[0], a);                                                                  \
-    reg_get<NR, V>(R, I.src[1], b);                                                                  \
-    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = ew_binary_op<EwOp::o, float>(a[t], b[t], I.a); \
-    break;                                                                                           \
-  }
-      TESSERA_EW_BINARY_OPS(TESSERA_EW_CASE)
-#undef TESSERA_EW_CASE
-#define TESSERA_EW_CASE(o)                                                                                      \
-  case EwOp::o: {                                                                                               \
-    float a[V], b[V];                                                                                           \
-    reg_get<NR, V>(R, I.src[0], a);                                                                             \
-    reg_get<NR, V>(R, I.src[1], b);                                                                             \
-    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = ew_compare_op<EwOp::o, float>(a[t], b[t]) ? 1.0f : 0.0f; \
-    break;                                                                                                      \
-  }
-      TESSERA_EW_COMPARE_OPS(TESSERA_EW_CASE)
-#undef TESSERA_EW_CASE
-    case EwOp::is_nan: {
-      float a[V];
-      reg_get<NR, V>(R, I.src[0], a);
+    case EwOp::pow:
+      if (ipow == 2) {
 #pragma unroll
-      for (int t = 0; t < V; ++t) r[t] = isnan(a[t]) ? 1.0f : 0.0f;
-      break;
-    }
-    case EwOp::where: {
-      float a[V], b[V], c[V];
-      reg_get<NR, V>(R, I.src[0], a);
-      reg_get<NR, V>(R, I.src[1], b);
-      reg_get<NR, V>(R, I.src[2], c);
+        for (int t = 0; t < V; ++t) r[t] = x[t] * x[t];
+      } else if (ipow == 3) {
 #pragma unroll
-      for (int t = 0; t < V; ++t) r[t] = a[t] != 0.0f ? b[t] : c[t];
-      break;
-    }
-    case EwOp::clip: {  // std::min(std::max(x, lo), hi): NaN stays NaN. Absent bounds read register 0, unused.
-      float a[V], b[V], c[V];
-      reg_get<NR, V>(R, I.src[0], a);
-      reg_get<NR, V>(R, I.src[1], b);
-      reg_get<NR, V>(R, I.src[2], c);
+        for (int t = 0; t < V; ++t) r[t] = x[t] * x[t] * x[t];
+      } else {
 #pragma unroll
-      for (int t = 0; t < V; ++t) {
-        float x = a[t];
-        if (I.flags & 1) {
-          float lo = I.flags & 4 ? I.a : b[t];
-          x = x < lo ? lo : x;
-        }
-        if (I.flags & 2) {
-          float hi = I.flags & 8 ? I.b : c[t];
-          x = hi < x ? hi : x;
-        }
-        r[t] = x;
+        for (int t = 0; t < V; ++t) r[t] = ew_binary_op<EwOp::pow, float>(x[t], y[t], I.a);
       }
       break;
-    }
-    default: {  // copy (Cast between float types; the rounding below is the op)
-      reg_get<NR, V>(R, I.src[0], r);
+#define TESSERA_EW_CASE(o)                                                                  \
+  case EwOp::o:                                                                             \
+    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = ew_binary_op<EwOp::o, float>(x[t], y[t], I.a); \
+    break;
+    TESSERA_EW_CASE(add) TESSERA_EW_CASE(sub) TESSERA_EW_CASE(mul) TESSERA_EW_CASE(div) TESSERA_EW_CASE(max)
+    TESSERA_EW_CASE(min) TESSERA_EW_CASE(fmod) TESSERA_EW_CASE(mod)
+#undef TESSERA_EW_CASE
+    case EwOp::div_const:
+#pragma unroll
+      for (int t = 0; t < V; ++t) r[t] = x[t] / I.a;
       break;
-    }
+#define TESSERA_EW_CASE(o)                                                                                \
+  case EwOp::o:                                                                                           \
+    _Pragma("unroll") for (int t = 0; t < V; ++t) r[t] = ew_compare_op<EwOp::o, float>(x[t], y[t]) ? 1.0f : 0.0f; \
+    break;
+    TESSERA_EW_COMPARE_OPS(TESSERA_EW_CASE)
+#undef TESSERA_EW_CASE
+    case EwOp::is_nan:
+#pragma unroll
+      for (int t = 0; t < V; ++t) r[t] = isnan(x[t]) ? 1.0f : 0.0f;
+      break;
+    case EwOp::where:
+#pragma unroll
+      for (int t = 0; t < V; ++t) r[t] = x[t] != 0.0f ? y[t] : z[t];
+      break;
+    case EwOp::clip:  // std::min(std::max(x, lo), hi): NaN stays NaN. Absent bounds read register 0, unused.
+#pragma unroll
+      for (int t = 0; t < V; ++t) {
+        float v = x[t];
+        if (I.flags & 1) {
+          float lo = I.flags & 4 ? I.a : y[t];
+          v = v < lo ? lo : v;
+        }
+        if (I.flags & 2) {
+          float hi = I.flags & 8 ? I.b : z[t];
+          v = hi < v ? hi : v;
+        }
+        r[t] = v;
+      }
+      break;
+    default:  // copy (Cast between float types; the rounding below is the op)
+#pragma unroll
+      for (int t = 0; t < V; ++t) r[t] = x[t];
+      break;
   }
-  switch (I.type) {  // round to the result's dtype
+  switch (type) {  // round to the result's dtype
     case kF16:
 #pragma unroll
       for (int t = 0; t < V; ++t) r[t] = __half2float(__float2half(r[t]));
@@ -302,13 +325,14 @@ __device__ __forceinline__ void eval(const FInstr& I, float (&R)[NR][V]) {
       break;
     default: break;
   }
-  reg_set<NR, V>(R, I.dst, r);
+  reg_set<NR, V>(R, dst, r);
 }
 
-// ---- the kernel ----------------------------------------------------------------
+// ---- the kernels -----------------------------------------------------------------
 
 constexpr int kFastThreads = 128;
 
+// The interpreter: any program of at most NR registers.
 template <int NR, int V, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kFastThreads, MIN_BLOCKS) ew_fast_kernel(const __grid_constant__ FLaunch L) {
   const uint32_t groups = (L.n + V - 1) / V;
@@ -319,10 +343,80 @@ __global__ void __launch_bounds__(kFastThreads, MIN_BLOCKS) ew_fast_kernel(const
 #pragma unroll
     for (int k = 0; k < NR; ++k)
       if (k < L.n_in) load_input<V>(L.in[k], base, full, L.n, R[k]);
-    for (int s = 0; s < L.n_ins; ++s) eval<NR, V>(L.ins[s], R);
+    for (int s = 0; s < L.n_ins; ++s) {
+      const FInstr& I = L.ins[s];
+      eval_core<NR, V>(I.op, I.nread, I.src[0], I.src[1], I.src[2], I.dst, I.imm, I.ipow, I.type, I, R);
+    }
     float r[V];
     reg_get<NR, V>(R, L.out_reg, r);
     store_out<V>(L.out_type, L.out, base, full, L.n, r);
+  }
+}
+
+// Known programs: the structure of every instruction at compile time (so the
+// registers are plain variables and no op is dispatched), the values (a, b,
+// immediates) from the launch. match_known checks a launch against one.
+struct KInstr {
+  EwOp op;
+  uint8_t nread, src0, src1, dst, imm, ipow;
+};
+struct KProgram {
+  int n_in, n_ins, out_reg;
+  KInstr ins[8];
+};
+
+// GPT-2's tanh GELU with its constants as immediates:
+// 0.5x · (1 + tanh(c · (x + 0.044715 · x³))).
+struct GeluTanh {
+  static constexpr KProgram p = {1, 8, 0,
+                                {{EwOp::mul, 2, 0, 0, 1, 2, 0},
+                                 {EwOp::pow, 2, 0, 0, 2, 2, 3},
+                                 {EwOp::mul, 2, 2, 0, 2, 2, 0},
+                                 {EwOp::add, 2, 0, 2, 0, 0, 0},
+                                 {EwOp::mul, 2, 0, 0, 0, 2, 0},
+                                 {EwOp::tanh, 1, 0, 0, 0, 0, 0},
+                                 {EwOp::add, 2, 0, 0, 0, 2, 0},
+                                 {EwOp::mul, 2, 1, 0, 0, 0, 0}}};
+};
+// Llama's SwiGLU: x0 · sigmoid(x0) · x1.
+struct SiluMul {
+  static constexpr KProgram p = {2, 3, 0,
+                               {{EwOp::sigmoid, 1, 0, 0, 2, 0, 0},
+                                {EwOp::mul, 2, 0, 2, 0, 0, 0},
+                                {EwOp::mul, 2, 0, 1, 0, 0, 0}}};
+};
+// RoPE: x0 · x1 + x2 · x3.
+struct MulMulAdd {
+  static constexpr KProgram p = {4, 3, 0,
+                                 {{EwOp::mul, 2, 0, 1, 0, 0, 0},
+                                  {EwOp::mul, 2, 2, 3, 1, 0, 0},
+                                  {EwOp::add, 2, 0, 1, 0, 0, 0}}};
+};
+constexpr int kKnownRegs = 4;  // each of them fits in 4 registers
+
+template <class P, int S, int V, FType T>
+__device__ __forceinline__ void known_step(const FLaunch& L, float (&R)[kKnownRegs][V]) {
+  constexpr KInstr K = P::p.ins[S];
+  eval_core<kKnownRegs, V>(K.op, K.nread, K.src0, K.src1, 0, K.dst, K.imm, K.ipow, T, L.ins[S], R);
+}
+
+template <class P, int V, FType T, int... S>
+__device__ __forceinline__ void known_steps(const FLaunch& L, float (&R)[kKnownRegs][V], std::integer_sequence<int, S...>) {
+  (known_step<P, S, V, T>(L, R), ...);
+}
+
+// Every instruction's result of dtype T (checked by match_known).
+template <class P, int V, FType T>
+__global__ void __launch_bounds__(kFastThreads) ew_known_kernel(const __grid_constant__ FLaunch L) {
+  const uint32_t groups = (L.n + V - 1) / V;
+  for (uint32_t g = blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
+    const uint32_t base = g * V;
+    const bool full = base + V <= L.n;
+    float R[kKnownRegs][V];
+#pragma unroll
+    for (int k = 0; k < P::p.n_in; ++k) load_input<V>(L.in[k], base, full, L.n, R[k]);
+    known_steps<P, V, T>(L, R, std::make_integer_sequence<int, P::p.n_ins>{});
+    store_out<V>(T, L.out, base, full, L.n, R[P::p.out_reg]);
   }
 }
 
@@ -341,11 +435,26 @@ bool ftype_of(DType t, FType& f) {
 // Ops the float kernel evaluates (all but the integer-only logical_not).
 bool fast_op(EwOp op) { return op != EwOp::logical_not; }
 
-// Registers by liveness: inputs in 0..n_inputs-1, each result in the lowest
-// register free once the instruction's operands are read. Returns the number
-// of registers used, or 0 when there are more than `max_regs`; read[k] says
-// whether input k is read at all.
-int assign_registers(const EwProgram& p, FLaunch& L, int max_regs, std::vector<bool>& read) {
+// Operands read by an instruction (its registers are fetched before the op).
+uint8_t nread_of(EwOp op) {
+  switch (op) {
+    case EwOp::add: case EwOp::sub: case EwOp::mul: case EwOp::div: case EwOp::pow: case EwOp::mod:
+    case EwOp::fmod: case EwOp::max: case EwOp::min:
+    case EwOp::equal: case EwOp::less: case EwOp::greater: case EwOp::less_equal: case EwOp::greater_equal:
+    case EwOp::logical_and: case EwOp::logical_or: case EwOp::logical_xor:
+      return 2;
+    case EwOp::where: case EwOp::clip: return 3;
+    default: return 1;  // unary ops, copy, is_nan, div_const
+  }
+}
+
+// Registers by liveness: the inputs read from memory (reg_input[k], not
+// immediates) in 0..m-1 in order, each result in the lowest register free once
+// the instruction's operands are read. Operands that are immediates (imm[k])
+// get no register. Returns the number of registers used, or 0 when there are
+// more than `max_regs`.
+int assign_registers(const EwProgram& p, FLaunch& L, int max_regs, const std::vector<bool>& reg_input,
+                     const std::vector<bool>& imm, const std::vector<float>& imm_value) {
   const int n_slots = p.n_inputs + p.n_instrs;
   std::vector<int> last_use(size_t(n_slots), -1), reg(size_t(n_slots), -1);
   for (int s = 0; s < p.n_instrs; ++s)
@@ -353,19 +462,32 @@ int assign_registers(const EwProgram& p, FLaunch& L, int max_regs, std::vector<b
       if (p.instr[s].args[j] != kEwNone) last_use[p.instr[s].args[j]] = s;
   last_use[size_t(n_slots - 1)] = p.n_instrs;  // the output, stored after the program
   std::vector<bool> busy(size_t(max_regs), false);
-  if (p.n_inputs > max_regs) return 0;
-  int used = p.n_inputs;
+  int used = 0;
   for (int k = 0; k < p.n_inputs; ++k) {
-    reg[size_t(k)] = k;
-    busy[size_t(k)] = last_use[size_t(k)] >= 0;
-    read[size_t(k)] = last_use[size_t(k)] >= 0;
+    if (!reg_input[size_t(k)]) continue;
+    if (used == max_regs) return 0;
+    reg[size_t(k)] = used;
+    busy[size_t(used)] = true;
+    ++used;
   }
   for (int s = 0; s < p.n_instrs; ++s) {
     const EwInstr& in = p.instr[s];
     FInstr& f = L.ins[s];
-    for (int j = 0; j < in.nargs; ++j) f.src[j] = in.args[j] == kEwNone ? 0 : uint8_t(reg[in.args[j]]);  // Clip's absent bounds
+    for (int j = 0; j < in.nargs; ++j) {
+      const int a = in.args[j];
+      if (a == kEwNone) {
+        f.src[j] = 0;  // Clip's absent bounds: register 0, never used
+      } else if (a < p.n_inputs && imm[size_t(a)]) {
+        f.src[j] = 0;
+        f.imm |= uint8_t(1 << j);
+        f.iv[j] = imm_value[size_t(a)];
+      } else {
+        if (reg[size_t(a)] < 0) return 0;  // cannot happen: every operand slot is an input or an earlier result
+        f.src[j] = uint8_t(reg[size_t(a)]);
+      }
+    }
     for (int j = 0; j < in.nargs; ++j)
-      if (in.args[j] != kEwNone && last_use[in.args[j]] == s) busy[size_t(reg[in.args[j]])] = false;
+      if (in.args[j] != kEwNone && last_use[in.args[j]] == s && reg[in.args[j]] >= 0) busy[size_t(reg[in.args[j]])] = false;
     int r = 0;
     while (r < max_regs && busy[size_t(r)]) ++r;
     if (r == max_regs) return 0;
@@ -415,20 +537,47 @@ bool set_input(FInput& f, const Tensor& t, const Shape& out, uint32_t n, int V) 
   return true;
 }
 
+// Whether L (registers assigned) is the known program P with every result of dtype T.
+bool match_known(const FLaunch& L, const KProgram& P, FType T) {
+  if (L.n_in != P.n_in || L.n_ins != P.n_ins || L.out_reg != P.out_reg || L.out_type != T) return false;
+  for (int s = 0; s < P.n_ins; ++s) {
+    const FInstr& f = L.ins[s];
+    const KInstr& k = P.ins[s];
+    if (f.op != k.op || f.nread != k.nread || f.dst != k.dst || f.imm != k.imm || f.ipow != k.ipow || f.type != T ||
+        f.flags != 0)
+      return false;
+    if (!(f.imm & 1) && f.src[0] != k.src0) return false;
+    if (k.nread > 1 && !(f.imm & 2) && f.src[1] != k.src1) return false;
+  }
+  return true;
+}
+
 template <int NR, int V, int MIN_BLOCKS>
 void launch(const KernelContext& ctx, const FLaunch& L) {
   const int64_t groups = (int64_t(L.n) + V - 1) / V;
   ew_fast_kernel<NR, V, MIN_BLOCKS><<<blocks_for(groups, kFastThreads), kFastThreads, 0, ctx.stream()>>>(L);
 }
 
+// Runs L with a known-program kernel when it is one; false when not.
+template <class P>
+bool launch_known(const KernelContext& ctx, const FLaunch& L) {
+  constexpr int V = 8;  // 16-byte loads of f16/bf16
+  const unsigned blocks = blocks_for((int64_t(L.n) + V - 1) / V, kFastThreads);
+  if (match_known(L, P::p, kF16)) ew_known_kernel<P, V, kF16><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
+  else if (match_known(L, P::p, kBF16)) ew_known_kernel<P, V, kBF16><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
+  else if (match_known(L, P::p, kF32)) ew_known_kernel<P, V, kF32><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
+  else return false;
+  return true;
+}
+
 }  // namespace
 
-bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out) {
+bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
+                 const std::vector<const Tensor*>& host, Tensor& out) {
   const int64_t n = out.numel();
   if (n <= 0 || n >= (int64_t(1) << 31) || p.n_inputs > kEwMaxInputs) return false;
   FLaunch L;
   L.n = uint32_t(n);
-  L.n_in = p.n_inputs;
   L.n_ins = p.n_instrs;
   L.out = out.raw();
   if (!ftype_of(out.dtype(), L.out_type)) return false;
@@ -436,27 +585,59 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
     const EwInstr& in = p.instr[s];
     FInstr& f = L.ins[s];
     if (in.kind != EwKind::f32 || !fast_op(in.op) || !ftype_of(in.dtype, f.type)) return false;
-    f.op = in.op, f.nargs = in.nargs, f.a = in.a, f.b = in.b;
+    f.op = in.op, f.a = in.a, f.b = in.b;
+    f.nread = nread_of(in.op);
+    if (in.nargs < f.nread) return false;  // cannot happen: the builder gives each op its operands
     f.flags = in.flags;
     if (in.op == EwOp::clip) {  // a bound without its slot is the attribute a / b
       if ((in.flags & 1) && in.args[1] == kEwNone) f.flags |= 4;
       if ((in.flags & 2) && in.args[2] == kEwNone) f.flags |= 8;
     }
   }
+  // Inputs: immediates (one element known on the host), read from memory, or not read at all.
+  std::vector<bool> read(size_t(p.n_inputs), false), imm(size_t(p.n_inputs), false), reg_input(size_t(p.n_inputs), false);
+  std::vector<float> imm_value(size_t(p.n_inputs), 0.0f);
+  for (int s = 0; s < p.n_instrs; ++s)
+    for (int j = 0; j < p.instr[s].nargs; ++j)
+      if (p.instr[s].args[j] != kEwNone && p.instr[s].args[j] < p.n_inputs) read[p.instr[s].args[j]] = true;
+  for (int k = 0; k < p.n_inputs; ++k) {
+    if (!read[size_t(k)]) continue;
+    const Tensor* h = size_t(k) < host.size() ? host[size_t(k)] : nullptr;
+    FType ft;
+    if (h && h->numel() == 1 && h->dtype() == inputs[size_t(k)]->dtype() && ftype_of(h->dtype(), ft)) {
+      imm[size_t(k)] = true;
+      imm_value[size_t(k)] = float(h->item_f64(0));  // exact: f16/bf16/f32 values are floats, bool 0/1
+    } else {
+      reg_input[size_t(k)] = true;
+    }
+  }
+  // Pow with an immediate integer exponent 2 or 3 multiplies.
+  for (int s = 0; s < p.n_instrs; ++s) {
+    const EwInstr& in = p.instr[s];
+    const int e = in.args[1];
+    if (in.op == EwOp::pow && e != kEwNone && e < p.n_inputs && imm[size_t(e)] &&
+        (imm_value[size_t(e)] == 2.0f || imm_value[size_t(e)] == 3.0f))
+      L.ins[s].ipow = uint8_t(imm_value[size_t(e)]);
+  }
   // Registers first (they pick V), then the inputs' access modes for that V.
-  std::vector<bool> read(size_t(p.n_inputs), false);
-  const int regs = assign_registers(p, L, 16, read);
+  const int regs = assign_registers(p, L, 16, reg_input, imm, imm_value);
   if (regs == 0) return false;
+  const bool known = regs <= kKnownRegs;  // a known program may match: it runs with V = 8
   const int V = regs <= 4 ? 8 : 4;  // 8 elements a thread where the register file is small
   const uintptr_t out_vec = uintptr_t(dtype_size(out.dtype())) * uintptr_t(V);
   if (reinterpret_cast<uintptr_t>(L.out) % out_vec != 0) return false;
   for (int k = 0; k < p.n_inputs; ++k) {
-    if (!read[size_t(k)]) continue;  // stays kUnused
-    if (!set_input(L.in[k], *inputs[size_t(k)], out.shape(), L.n, V)) return false;
+    if (!reg_input[size_t(k)]) continue;
+    if (!set_input(L.in[L.n_in++], *inputs[size_t(k)], out.shape(), L.n, V)) return false;
   }
-  if (regs <= 4) launch<4, 8, 5>(ctx, L);
-  else if (regs <= 8) launch<8, 4, 5>(ctx, L);
-  else launch<16, 4, 3>(ctx, L);
+  if (known && (launch_known<GeluTanh>(ctx, L) || launch_known<SiluMul>(ctx, L) || launch_known<MulMulAdd>(ctx, L))) {
+  } else if (regs <= 4) {
+    launch<4, 8, 4>(ctx, L);
+  } else if (regs <= 8) {
+    launch<8, 4, 5>(ctx, L);
+  } else {
+    launch<16, 4, 3>(ctx, L);
+  }
   check_launch(ctx);
   return true;
 }

@@ -338,7 +338,8 @@ __global__ void __launch_bounds__(256) ew_kernel(const __grid_constant__ EwLaunc
 
 }  // namespace
 
-void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out) {
+void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
+                    const std::vector<const Tensor*>& host) {
   if (int(inputs.size()) != p.n_inputs || p.n_instrs < 1)
     ctx.error("elementwise program with ", p.n_inputs, " inputs and ", p.n_instrs, " instructions given ", inputs.size(), " tensors");
   if (out.dtype() != p.out_dtype())
@@ -349,7 +350,7 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     if (inputs[size_t(k)]->dtype() != p.in_dtype[k])
       ctx.error("input ", k, " of the elementwise program is ", dtype_name(inputs[size_t(k)]->dtype()), ", expected ",
                 dtype_name(p.in_dtype[k]));
-  if (run_ew_fast(ctx, p, inputs, out)) return;
+  if (run_ew_fast(ctx, p, inputs, host, out)) return;
   EwLaunch L;
   L.p = p;
   L.out = out.raw();

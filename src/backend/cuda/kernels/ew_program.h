@@ -99,12 +99,16 @@ class EwBuilder {
 bool ew_supported(const std::string& op);
 
 // Runs `p` on ctx's stream: inputs[k] is program input k (a device tensor that
-// broadcasts to `out`); `out` receives the last instruction's result.
-void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out);
+// broadcasts to `out`); `out` receives the last instruction's result. host[k],
+// when given and not null, is input k's value on the host (ctx.host_value):
+// one-element ones become immediates of the fast path instead of loads.
+void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
+                    const std::vector<const Tensor*>& host = {});
 
 // run_ew_program's fast path (ew_fast.cu): runs `p` and returns true when
 // every value is float-like (f32/f16/bf16/bool, computed in f32) and the
 // output has fewer than 2^31 elements; returns false, launching nothing, else.
-bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out);
+bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
+                 const std::vector<const Tensor*>& host, Tensor& out);
 
 }  // namespace tessera::cuda

@@ -16,8 +16,11 @@ struct FusedState {
 
 void k_fused_elementwise(KernelContext& ctx) {
   FusedState& st = ctx.state<FusedState>();
-  std::vector<const Tensor*> inputs;
-  for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(&ctx.input(i));
+  std::vector<const Tensor*> inputs, host;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    inputs.push_back(&ctx.input(i));
+    host.push_back(ctx.host_value(i));  // constants: scalar ones become immediates
+  }
   if (!st.built) {
     FusedProgram fp = get_fused_program(ctx.node());
     std::vector<DType> dtypes;
@@ -33,7 +36,7 @@ void k_fused_elementwise(KernelContext& ctx) {
     st.program = b.program();
     st.built = true;
   }
-  run_ew_program(ctx, st.program, inputs, ctx.output(0));
+  run_ew_program(ctx, st.program, inputs, ctx.output(0), host);
 }
 TESSERA_CUDA_KERNEL("FusedElementwise", k_fused_elementwise);
 
