@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=0
 for pkg in cmake ninja-build g++ ccache protobuf-compiler libprotobuf-dev libonnx-dev zlib1g-dev libopenblas-dev \
-           nlohmann-json3-dev libcli11-dev libgtest-dev libgloo-dev python3-pip; do
+           nlohmann-json3-dev libcli11-dev libgtest-dev libgloo-dev libpcre2-dev python3-pip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
@@ -14,7 +14,7 @@ if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     cmake ninja-build g++ ccache protobuf-compiler libprotobuf-dev libonnx-dev zlib1g-dev libopenblas-dev \
-    nlohmann-json3-dev libcli11-dev libgtest-dev libgloo-dev python3-pip >/dev/null
+    nlohmann-json3-dev libcli11-dev libgtest-dev libgloo-dev libpcre2-dev python3-pip >/dev/null
 fi
 # The test oracles (ONNX Runtime) and the ONNX model builder used by the tests.
 python3 -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null ||
