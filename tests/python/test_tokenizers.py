@@ -179,3 +179,14 @@ def test_bad_inputs(tessera, tmp_path):
     (tmp_path / "cut.model").write_bytes(b"\x0a\x20\x0a\x05<unk>")
     p = tessera("tokenize", "--tokenizer", tmp_path / "cut.model", "--text", "hi")
     assert p.returncode != 0 and "truncated" in p.stderr
+
+
+def test_cli_decode_bad_ids(tessera, tmp_path):
+    sp, path = train_sentencepiece(tmp_path, "bpe")
+    p = tessera("tokenize", "--tokenizer", path, "--decode", "--text", "[1, 2")
+    assert p.returncode != 0 and "is not JSON" in p.stderr
+    p = tessera("tokenize", "--tokenizer", path, "--decode", "--text", f"[{sp.vocab_size()}]")
+    assert p.returncode != 0 and "outside the vocabulary" in p.stderr
+    ids = sp.encode("Hello world")
+    p = tessera("tokenize", "--tokenizer", path, "--decode", "--text", json.dumps(ids))
+    assert p.returncode == 0 and json.loads(p.stdout) == "Hello world"
