@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_bench_comm(app);
   tessera::cli::add_launch(app);
   tessera::cli::add_batch(app);
+  tessera::cli::add_make_checkpoint(app);
   tessera::cli::add_tokenize(app);
   try {
     app.parse(argc, argv);
