@@ -19,8 +19,9 @@ void add_ops(CLI::App& app);
 void add_bench_comm(CLI::App& app);
 void add_launch(CLI::App& app);
 void add_batch(CLI::App& app);
-void add_make_checkpoint(CLI::App& app);  // make-checkpoint and inspect-checkpoint
 void add_tokenize(CLI::App& app);
+void add_make_checkpoint(CLI::App& app);  // make-checkpoint and inspect-checkpoint
+void add_generate(CLI::App& app);
 
 // "2x3x224" → {2, 3, 224}; throws InvalidArgument naming `what`.
 Shape parse_shape(const std::string& text, const std::string& what);

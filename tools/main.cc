@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   tessera::cli::add_bench_comm(app);
   tessera::cli::add_launch(app);
   tessera::cli::add_batch(app);
-  tessera::cli::add_make_checkpoint(app);
   tessera::cli::add_tokenize(app);
+  tessera::cli::add_make_checkpoint(app);
+  tessera::cli::add_generate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -45,7 +45,9 @@ Engine Engine::build(Graph g, const Settings& settings_in) {
                  "graph nodes anyway and need `tessera launch` to run. Build with --distributed on (use_distributed_mode=on) "
                  "to silence this.\n";
   PassManager pm(settings.dump_dir, settings.verbose);
-  if (settings.tp_degree > 1) {
+  // An empty plan with tp_degree > 1: the graph arrives sharded (the Hugging
+  // Face builder reads only this rank's weights); only the rank check applies.
+  if (settings.tp_degree > 1 && !settings.plan_json.empty()) {
     // Sharding needs the global shapes: fold and infer first, then again on the shards.
     parallel::Plan plan = parallel::Plan::from_json(settings.plan_json, "plan");
     parallel::ShardOptions opt{int(settings.tp_rank), int(settings.tp_degree), settings.tp_group};

@@ -1,0 +1,164 @@
+#include "frontend/hf/build_common.h"
+
+#include <cmath>
+#include <limits>
+
+#include "ir/op_registry.h"
+
+namespace tessera::hf {
+
+Value* GraphBuilder::input(const std::string& name, DType dtype, const Shape& shape, const std::vector<std::string>& dim_names) {
+  Value* v = g_.add_value(name, dtype, shape);
+  v->dim_names = dim_names;
+  g_.inputs.push_back(v);
+  return v;
+}
+
+std::string GraphBuilder::fresh(const std::string& name) { return g_.find_value(name) ? g_.unique_name(name) : name; }
+
+Value* GraphBuilder::constant(const std::string& name, Tensor t) { return g_.add_constant(fresh(name), std::move(t)); }
+
+Value* GraphBuilder::i64s(const std::vector<int64_t>& values) {
+  return constant("const", Tensor::from<int64_t>(DType::i64, {int64_t(values.size())}, values));
+}
+
+Value* GraphBuilder::op(const std::string& op, const std::string& name, std::vector<Value*> inputs, Attributes attrs) {
+  Value* out = g_.add_value(fresh(name), DType::f32, {});
+  Node* n = g_.add_node(op, out->name, std::move(inputs), {out}, std::move(attrs));
+  TensorType t = infer_node(*n).at(0);
+  out->dtype = t.dtype;
+  out->shape = t.shape;
+  out->rank_known = t.rank_known;
+  out->dim_names.assign(t.shape.size(), "");
+  return out;
+}
+
+Value* GraphBuilder::linear(const std::string& name, Value* x, Value* weight, Value* bias) {
+  Attributes a;
+  a.set("trans_b", int64_t(1));
+  std::vector<Value*> ins = {x, weight};
+  if (bias) ins.push_back(bias);
+  return op("FusedMatMul", name, ins, a);
+}
+
+Value* GraphBuilder::split_heads(const std::string& name, Value* x, int64_t heads, int64_t head_dim) {
+  Value* r = op("Reshape", name + ".reshape", {x, i64s({0, 0, heads, head_dim})});
+  Attributes a;
+  a.set("perm", std::vector<int64_t>{0, 2, 1, 3});
+  return op("Transpose", name + ".transpose", {r}, a);
+}
+
+Value* GraphBuilder::merge_heads(const std::string& name, Value* x) {
+  Attributes a;
+  a.set("perm", std::vector<int64_t>{0, 2, 1, 3});
+  Value* t = op("Transpose", name + ".transpose", {x}, a);
+  return op("Reshape", name + ".reshape", {t, i64s({0, 0, -1})});
+}
+
+Value* GraphBuilder::slice(const std::string& name, Value* x, int64_t axis, int64_t start, int64_t end) {
+  return op("Slice", name, {x, i64s({start}), i64s({end}), i64s({axis})});
+}
+
+Tensor load_rows(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, int64_t start, int64_t len) {
+  return ckpt.slice(name, dim, start, len).cast(dtype);
+}
+
+Tensor load_weight(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, Shard shard) {
+  if (dim < 0 || !shard.active()) {
+    Tensor t = ckpt.tensor(name);
+    return t.dtype() == dtype ? t : t.cast(dtype);
+  }
+  int64_t full = ckpt.info(name).shape.at(size_t(dim));
+  if (full % shard.degree)
+    fail(ErrorKind::InvalidArgument, "tensor '", name, "': dim ", dim, " of length ", full, " does not divide by the TP degree ",
+         shard.degree);
+  int64_t len = full / shard.degree;
+  return load_rows(ckpt, name, dtype, dim, shard.rank * len, len);
+}
+
+HeadSplit split_heads_for_rank(const ModelConfig& cfg, Shard s) {
+  if (cfg.heads % s.degree)
+    fail(ErrorKind::InvalidArgument, "attention heads (", cfg.heads, ") do not divide by the TP degree ", s.degree);
+  HeadSplit h;
+  h.q_heads = cfg.heads / s.degree;
+  h.q_start = s.rank * h.q_heads;
+  if (cfg.kv_heads >= s.degree) {
+    if (cfg.kv_heads % s.degree)
+      fail(ErrorKind::InvalidArgument, "key/value heads (", cfg.kv_heads, ") do not divide by the TP degree ", s.degree);
+    h.kv_heads = cfg.kv_heads / s.degree;
+    h.kv_start = s.rank * h.kv_heads;
+  } else {
+    // Fewer KV heads than ranks: each rank keeps (a replica of) the one KV
+    // head its query heads read.
+    if (s.degree % cfg.kv_heads)
+      fail(ErrorKind::InvalidArgument, "TP degree ", s.degree, " is not a multiple of the key/value heads (", cfg.kv_heads, ")");
+    h.kv_heads = 1;
+    h.kv_start = h.q_start / (cfg.heads / cfg.kv_heads);
+  }
+  return h;
+}
+
+StepInputs add_step_inputs(GraphBuilder& b, int64_t cache_len) {
+  StepInputs in;
+  in.ids = b.input("input_ids", DType::i64, {kUnknownDim, kUnknownDim}, {"batch", "seq"});
+  in.positions = b.input("position_ids", DType::i64, {kUnknownDim, kUnknownDim}, {"batch", "seq"});
+  Value* first = b.slice("write_index.slice", in.positions, 1, 0, 1);
+  in.write_index = b.op("Squeeze", "write_index", {first, b.i64s({1})});
+  // mask[b, 0, i, j] = 0 if j <= position_ids[b, i] else -inf
+  std::vector<int64_t> keys(static_cast<size_t>(cache_len));
+  for (int64_t j = 0; j < cache_len; ++j) keys[size_t(j)] = j;
+  Value* key_pos = b.constant("mask.key_positions", Tensor::from<int64_t>(DType::i64, {1, 1, 1, cache_len}, keys));
+  Value* q_pos = b.op("Unsqueeze", "mask.query_positions", {in.positions, b.i64s({1, 3})});
+  Value* visible = b.op("LessOrEqual", "mask.visible", {key_pos, q_pos});
+  Value* zero = b.constant("mask.zero", Tensor::from<float>(DType::f32, {}, {0.0f}));
+  Value* ninf = b.constant("mask.ninf", Tensor::from<float>(DType::f32, {}, {-std::numeric_limits<float>::infinity()}));
+  in.mask = b.op("Where", "mask", {visible, zero, ninf});
+  return in;
+}
+
+LayerCache add_cache_write(GraphBuilder& b, int layer, const StepInputs& in, Value* k_new, Value* v_new, int64_t kv_heads,
+                           int64_t head_dim, int64_t cache_len, DType dtype) {
+  Shape shape = {kUnknownDim, kv_heads, cache_len, head_dim};
+  std::vector<std::string> dims = {"batch", "", "", ""};
+  Value* ck = b.input("cache_k." + std::to_string(layer), dtype, shape, dims);
+  Value* cv = b.input("cache_v." + std::to_string(layer), dtype, shape, dims);
+  Attributes a;
+  a.set("axis", int64_t(2));
+  a.set("inplace", int64_t(1));
+  std::string p = "layers." + std::to_string(layer) + ".kv_cache";
+  return {b.op("TensorScatter", p + ".k", {ck, k_new, in.write_index}, a),
+          b.op("TensorScatter", p + ".v", {cv, v_new, in.write_index}, a)};
+}
+
+Value* tp_all_reduce(GraphBuilder& b, const std::string& name, Value* x, Shard shard) {
+  if (!shard.active()) return x;
+  Attributes a;
+  a.set("reduce", std::string("sum"));
+  a.set("group", shard.group);
+  return b.op("AllReduce", name + ".all_reduce", {x}, a);
+}
+
+Value* add_lm_head(GraphBuilder& b, Value* h, Value* head, Shard shard, bool all_logits, bool vocab_sharded) {
+  if (!all_logits) {
+    Value* last = b.slice("last_position", h, 1, -1, std::numeric_limits<int64_t>::max());
+    h = b.op("Squeeze", "last_position.squeeze", {last, b.i64s({1})});
+  }
+  Value* logits = b.linear("lm_head", h, head);
+  if (vocab_sharded && shard.active()) {
+    Attributes a;
+    a.set("axis", int64_t(all_logits ? 2 : 1));
+    a.set("group_size", shard.degree);
+    a.set("group", shard.group);
+    logits = b.op("AllGather", "lm_head.all_gather", {logits}, a);
+  }
+  if (logits->dtype != DType::f32) logits = b.op("Cast", "logits.cast", {logits}, [] {
+      Attributes a;
+      a.set("to", int64_t(DType::f32));
+      return a;
+    }());
+  Value* out = b.op("Identity", "logits", {logits});
+  b.graph().outputs.push_back(out);
+  return out;
+}
+
+}  // namespace tessera::hf
