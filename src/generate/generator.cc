@@ -19,6 +19,9 @@ bool is_cache_input(const std::string& name) { return name.rfind("cache_k.", 0) 
 Generator::Generator(const Engine& engine, int64_t slots) : engine_(engine), slots_(slots) {
   if (slots < 1) fail(ErrorKind::InvalidArgument, "generation needs at least one sequence slot, got ", slots);
   const Graph& g = engine.graph();
+  if (engine.settings().target != "cpu")
+    fail(ErrorKind::Unsupported, "generation runs on cpu engines only for now: a ", engine.settings().target,
+         " engine does not yet keep its KV cache on the device between steps (use --target cpu)");
   for (const char* name : {"input_ids", "position_ids"})
     if (!g.find_value(name)) fail(ErrorKind::InvalidArgument, "engine '", g.name, "' is not a decode-step engine: it has no input '", name, "'");
   for (Value* in : g.inputs) {
