@@ -7,6 +7,7 @@
 // rank 0 streams its tokens and writes the results of every rank, in order.
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -169,6 +170,7 @@ void write_prompt_logits(const GenOpts& o, const Job& j, const Prompts& p) {
 // Stop strings: the generated text so far, checked after every token.
 struct TextState {
   std::unique_ptr<text::StreamDecoder> decoder;
+  std::unique_ptr<gen::StopCriteria> stop;  // stop strings only: EOS and length are the Generator's
   std::string text;
   bool stopped = false;
 };
@@ -212,20 +214,23 @@ void run_generate(const GenOpts& o) {
   gen::Generator g(engine, slots);
   bool lead = job.info.rank == 0, stream = lead && !o.quiet && slots == 1 && tok;
   std::vector<TextState> texts(reqs.size());
-  for (auto& t : texts)
-    if (tok) t.decoder = std::make_unique<text::StreamDecoder>(*tok, true);
+  for (auto& t : texts) {
+    if (!tok) continue;
+    t.decoder = std::make_unique<text::StreamDecoder>(*tok, true);
+    if (!o.stops.empty()) t.stop = std::make_unique<gen::StopCriteria>(std::vector<int64_t>{}, o.stops, INT64_MAX);
+  }
   auto on_token = [&](size_t r, int64_t id) {
     TextState& t = texts[r];
     if (!t.decoder) return true;
     std::string piece = t.decoder->step(id);
     t.text += piece;
-    for (const std::string& stop : o.stops) {
-      size_t at = t.text.find(stop);
-      if (at == std::string::npos) continue;
-      t.text.resize(at);
+    gen::StopDecision d = t.stop ? t.stop->update(t.text, id) : gen::StopDecision{};
+    if (d.stop) {
+      piece.resize(piece.size() - std::min(piece.size(), size_t(d.trim)));
+      t.text.resize(t.text.size() - size_t(d.trim));
       t.stopped = true;
     }
-    if (stream && !t.stopped) std::cout << piece << std::flush;
+    if (stream) std::cout << piece << std::flush;
     return !t.stopped;
   };
   if (stream) std::cout << prompts.text[size_t(part.begin)] << std::flush;

@@ -147,3 +147,46 @@ def test_bad_prompts(tessera, tmp_path):
     long = ids_arg(range(1, 40))
     assert "KV cache" in error_line(tessera("generate", "--model", d, "--prompt-ids", long, "--max-seq-len", 16, "-q"))
     assert "ranks" in error_line(tessera("generate", "--model", d, "--prompt-ids", "1", "--tp", 2, "-q"))
+
+
+def with_tokenizer(tmp_path, model="gpt2-tiny"):
+    """The fixture plus a GPT-2-style byte-level BPE tokenizer trained to the model's 512-token vocabulary."""
+    tokenizers = pytest.importorskip("tokenizers")
+    d = copy_model(tmp_path, model)
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=512, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=rng.integers(2, 9))) for _ in range(3000)]
+    corpus = ["the quick brown fox jumps over the lazy dog", "hello world, tensor parallel inference"] * 50 + \
+        [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+    tok.train_from_iterator(corpus, trainer)
+    assert tok.get_vocab_size() == 512, "every id the model can produce must decode"
+    tok.save(str(d / "tokenizer.json"))
+    return d, tok
+
+
+def generate_text(tessera, d, tmp_path, *args):
+    out = tmp_path / f"text-{len(list(tmp_path.iterdir()))}.json"
+    p = tessera("generate", "--model", d, "-q", "-o", out, *args, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(out.read_text())
+
+
+def test_text_prompts_and_stop_strings(tessera, tmp_path):
+    d, tok = with_tokenizer(tmp_path)
+    prompt = "hello world, the quick"
+    [r] = generate_text(tessera, d, tmp_path, "--prompt", prompt, "--max-new-tokens", 24)
+    assert r["prompt_ids"] == tok.encode(prompt).ids
+    assert r["text"] == tok.decode(r["tokens"], skip_special_tokens=True)
+    full = r["text"]
+    stop = full[len(full) // 2: len(full) // 2 + 2]
+    assert stop, f"generated text too short to pick a stop string: {full!r}"
+    [s] = generate_text(tessera, d, tmp_path, "--prompt", prompt, "--max-new-tokens", 24, "--stop", stop)
+    assert s["text"] == full[: full.find(stop)]
+    assert s["finish_reason"] == "stop"
+    # The streamed text on the terminal (one prompt, one slot) is the prompt followed by the generation.
+    p = tessera("generate", "--model", d, "--prompt", prompt, "--max-new-tokens", 24, timeout=120)
+    assert p.returncode == 0 and p.stdout == prompt + full + "\n", p.stdout
