@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 ./build/tessera demo
 ./build/tessera launch --nproc-per-node 2 -- ./build/tensor_parallel_simple_example
 ./build/tessera launch --nproc-per-node 2 -- ./build/data_parallel_simple_example
+./build/tessera launch --nproc-per-node 2 -- ./build/data_parallel_gpt2

@@ -190,3 +190,14 @@ def test_text_prompts_and_stop_strings(tessera, tmp_path):
     # The streamed text on the terminal (one prompt, one slot) is the prompt followed by the generation.
     p = tessera("generate", "--model", d, "--prompt", prompt, "--max-new-tokens", 24, timeout=120)
     assert p.returncode == 0 and p.stdout == prompt + full + "\n", p.stdout
+
+
+def test_data_parallel_gpt2_example(tessera, tmp_path):
+    example = binary_path().parent / "data_parallel_gpt2"
+    if not example.is_file():
+        pytest.skip(f"{example} not built")
+    p = tessera("launch", "--nproc-per-node", 2, "--", example, FIXTURES / "gpt2-tiny", timeout=120)
+    assert p.returncode == 0, p.stderr + p.stdout
+    lines = [ln for ln in p.stdout.splitlines() if "-> " in ln]
+    assert len(lines) == 6 and all("(= alone)" in ln for ln in lines), p.stdout
+    assert {ln.split("]: ")[0] for ln in lines} == {"[rank 0", "[rank 1"}
