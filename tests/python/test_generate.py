@@ -201,3 +201,10 @@ def test_data_parallel_gpt2_example(tessera, tmp_path):
     lines = [ln for ln in p.stdout.splitlines() if "-> " in ln]
     assert len(lines) == 6 and all("(= alone)" in ln for ln in lines), p.stdout
     assert {ln.split("]: ")[0] for ln in lines} == {"[rank 0", "[rank 1"}
+
+
+def test_tp4_replicates_kv_heads(tessera, tmp_path, single_tokens):
+    # llama-tiny has 2 KV heads: at TP=4 each rank keeps a replica of the one its query head reads.
+    res = generate(tessera, tmp_path, "llama-tiny", *prompt_args(), "--max-new-tokens", 12, "--tp", 4, ranks=4)
+    for r, want in zip(res, single_tokens["llama-tiny"]):
+        assert r["tokens"] == want, f"prompt {r['index']}"
