@@ -75,8 +75,17 @@ __device__ __forceinline__ C ew_binary_op(C x, C y, float fa) {
     if constexpr (is_int) return x / (long long)fa;
     else return x / C(fa);
   } else if constexpr (OP == EwOp::pow) {
-    if constexpr (std::is_same_v<C, float>) return powf(x, y);
-    else return C(pow(double(x), double(y)));
+    if constexpr (std::is_same_v<C, float>) {
+      return powf(x, y);
+    } else if constexpr (is_int) {  // exact, by squaring; a negative exponent truncates like the CPU's
+      if (y < 0) return x == 1 ? 1 : (x == -1 ? ((y & 1) ? -1 : 1) : 0);
+      long long r = 1, b = x;
+      for (long long e = y; e > 0; e >>= 1, b *= b)
+        if (e & 1) r *= b;
+      return r;
+    } else {
+      return C(pow(double(x), double(y)));
+    }
   } else if constexpr (OP == EwOp::max || OP == EwOp::min) {
     if constexpr (!is_int)  // NaN wins
       if (isnan(x) || isnan(y)) return C(NAN);
