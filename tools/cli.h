@@ -25,6 +25,9 @@ void add_generate(CLI::App& app);
 
 // "2x3x224" → {2, 3, 224}; throws InvalidArgument naming `what`.
 Shape parse_shape(const std::string& text, const std::string& what);
+// A floating-point weight/activation dtype flag (f32, f16, bf16 and their long
+// names); InvalidArgument naming `flag` otherwise.
+DType parse_float_dtype(const std::string& text, const std::string& flag);
 // "name=2x3" entries → map.
 std::map<std::string, Shape> parse_shape_flags(const std::vector<std::string>& flags);
 // Random tensors for every engine input (for bench and demo): floats N(0,1), ints in [0, 100).

@@ -33,13 +33,6 @@ int64_t parse_size(const std::string& text) {
   fail(ErrorKind::InvalidArgument, "--shard-size '", text, "': expected a size such as 2GB or 500MiB");
 }
 
-DType parse_weight_dtype(const std::string& s) {
-  if (s == "f32" || s == "float32") return DType::f32;
-  if (s == "f16" || s == "float16") return DType::f16;
-  if (s == "bf16" || s == "bfloat16") return DType::bf16;
-  fail(ErrorKind::InvalidArgument, "--dtype '", s, "': expected f32, f16 or bf16");
-}
-
 nlohmann::json config_json(const hf::ModelConfig& c) {
   nlohmann::json j = {{"model_type", c.model_type},   {"vocab_size", c.vocab_size},   {"hidden", c.hidden},
                       {"layers", c.layers},           {"heads", c.heads},             {"kv_heads", c.kv_heads},
@@ -81,7 +74,7 @@ void add_make(CLI::App& app) {
       hf::set_config_field(cfg, kv.substr(0, eq), kv.substr(eq + 1));
     }
     int64_t shard = o->shard_size.empty() ? 0 : parse_size(o->shard_size);
-    hf::write_random_checkpoint(cfg, parse_weight_dtype(o->dtype), o->seed, o->out, shard);
+    hf::write_random_checkpoint(cfg, parse_float_dtype(o->dtype, "--dtype"), o->seed, o->out, shard);
     std::cout << "wrote " << o->type << " checkpoint to " << o->out << "\n";
   });
 }

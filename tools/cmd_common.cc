@@ -21,6 +21,15 @@ Shape parse_shape(const std::string& text, const std::string& what) {
   return s;
 }
 
+DType parse_float_dtype(const std::string& text, const std::string& flag) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16})
+    if (text == dtype_name(t)) return t;
+  if (text == "f32" || text == "fp32") return DType::f32;
+  if (text == "f16" || text == "fp16") return DType::f16;
+  if (text == "bf16") return DType::bf16;
+  fail(ErrorKind::InvalidArgument, flag, " '", text, "': expected f32, f16 or bf16");
+}
+
 std::map<std::string, Shape> parse_shape_flags(const std::vector<std::string>& flags) {
   std::map<std::string, Shape> out;
   for (const std::string& f : flags) {

@@ -34,13 +34,6 @@ struct GenOpts {
   int timeout_s = 60;
 };
 
-DType parse_dtype(const std::string& s) {
-  if (s == "f32" || s == "fp32" || s == "float32") return DType::f32;
-  if (s == "f16" || s == "fp16" || s == "float16") return DType::f16;
-  if (s == "bf16" || s == "bfloat16") return DType::bf16;
-  fail(ErrorKind::InvalidArgument, "--dtype '", s, "': use f32, f16 or bf16");
-}
-
 std::vector<int64_t> parse_ids(const std::string& text) {
   std::vector<int64_t> ids;
   size_t i = 0;
@@ -116,12 +109,11 @@ Job join_job(const GenOpts& o) {
   return j;
 }
 
-Engine build_engine(const GenOpts& o, const Job& j, bool all_logits) {
-  hf::ModelConfig cfg = hf::load_model_config(o.model);
+Engine build_engine(const GenOpts& o, const Job& j, const hf::ModelConfig& cfg, bool all_logits) {
   hf::Checkpoint ckpt = hf::Checkpoint::open(o.model);
   hf::validate(cfg, ckpt);
   hf::BuildOptions b;
-  b.dtype = parse_dtype(o.dtype);
+  b.dtype = parse_float_dtype(o.dtype, "--dtype");
   b.cache_len = o.max_seq_len > 0 ? o.max_seq_len : std::min<int64_t>(cfg.max_positions, 2048);
   b.tp_rank = j.tp_rank;
   b.tp_degree = o.tp;
@@ -159,8 +151,8 @@ gen::Request make_request(const GenOpts& o, std::vector<int64_t> ids, const hf::
 }
 
 // --prompt-logits: one forward over the first prompt, logits of every position.
-void write_prompt_logits(const GenOpts& o, const Job& j, const Prompts& p) {
-  Engine e = build_engine(o, j, true);
+void write_prompt_logits(const GenOpts& o, const Job& j, const hf::ModelConfig& cfg, const Prompts& p) {
+  Engine e = build_engine(o, j, cfg, true);
   gen::Generator g(e, 1);
   Tensor logits = g.forward(p.ids.at(0));
   if (j.info.rank == 0) write_npz(o.prompt_logits, {{"logits", logits}});
@@ -197,16 +189,16 @@ nlohmann::json gather_results(const GenOpts& o, Job& j, nlohmann::json mine) {
 void run_generate(const GenOpts& o) {
   auto t0 = std::chrono::steady_clock::now();
   Job job = join_job(o);
+  hf::ModelConfig cfg = hf::load_model_config(o.model);
   std::unique_ptr<text::Tokenizer> tok = find_tokenizer(o);
   Prompts prompts = read_prompts(o, tok.get());
   if (!o.stops.empty() && !tok) fail(ErrorKind::InvalidArgument, "--stop needs a tokenizer to read the generated text");
   if (!o.prompt_logits.empty()) {
-    write_prompt_logits(o, job, prompts);
+    write_prompt_logits(o, job, cfg, prompts);
     if (job.pg) job.pg->finish();
     return;
   }
-  hf::ModelConfig cfg = hf::load_model_config(o.model);
-  Engine engine = build_engine(o, job, false);
+  Engine engine = build_engine(o, job, cfg, false);
   parallel::Part part = parallel::split_range(int64_t(prompts.ids.size()), job.dp_rank, int(o.dp), false);
   std::vector<gen::Request> reqs;
   for (int64_t i = part.begin; i < part.end; ++i) reqs.push_back(make_request(o, prompts.ids[size_t(i)], cfg, tok.get()));

@@ -52,27 +52,31 @@ std::map<std::string, Tensor> Generator::slot_caches(int64_t slot) const {
   return out;
 }
 
-std::vector<float> Generator::step(const Tensor& ids, const Tensor& positions, const std::map<std::string, Tensor>& caches) {
-  std::map<std::string, Tensor> in = caches;
-  in["input_ids"] = ids;
-  in["position_ids"] = positions;
-  Tensor logits = engine_.run(in).at("logits");
-  if (logits.dtype() != DType::f32 || logits.numel() != ids.dim(0) * vocab_)
-    fail(ErrorKind::Internal, "logits ", to_string(logits.shape()), " for a step of ", ids.dim(0), " rows and vocabulary ", vocab_);
-  return std::vector<float>(logits.data<float>(), logits.data<float>() + logits.numel());
+Tensor Generator::run(const Tensor& ids, const Tensor& positions, std::map<std::string, Tensor> caches) const {
+  caches["input_ids"] = ids;
+  caches["position_ids"] = positions;
+  return engine_.run(caches).at("logits");
+}
+
+// One sequence at positions 0..n-1 in `slot`'s cache rows.
+Tensor Generator::run_prompt(int64_t slot, const std::vector<int64_t>& prompt) const {
+  int64_t n = int64_t(prompt.size());
+  std::vector<int64_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = i;
+  return run(Tensor::from(DType::i64, {1, n}, prompt), Tensor::from(DType::i64, {1, n}, pos), slot_caches(slot));
+}
+
+const float* Generator::rows_of(const Tensor& logits, int64_t rows) const {
+  if (logits.dtype() != DType::f32 || logits.numel() != rows * vocab_)
+    fail(ErrorKind::Internal, "logits ", to_string(logits.shape()), " for a step of ", rows, " rows and vocabulary ", vocab_);
+  return logits.data<float>();
 }
 
 Tensor Generator::forward(const std::vector<int64_t>& prompt) {
   Request r;
   r.prompt = prompt;
   check({r});
-  int64_t n = int64_t(prompt.size());
-  std::vector<int64_t> pos(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = i;
-  std::map<std::string, Tensor> in = slot_caches(0);
-  in["input_ids"] = Tensor::from(DType::i64, {1, n}, prompt);
-  in["position_ids"] = Tensor::from(DType::i64, {1, n}, pos);
-  return engine_.run(in).at("logits");
+  return run_prompt(0, prompt);
 }
 
 void Generator::check(const std::vector<Request>& requests) const {
@@ -87,7 +91,7 @@ void Generator::check(const std::vector<Request>& requests) const {
     for (int64_t t : r.prompt)
       if (t < 0 || t >= vocab_)
         fail(ErrorKind::InvalidArgument, "request ", i, ": token id ", t, " is outside the vocabulary [0, ", vocab_, ")");
-    Sampler probe(r.sampling);  // rejects bad sampling parameters before any work
+    validate(r.sampling);  // bad sampling parameters fail before any work
   }
 }
 
@@ -98,14 +102,11 @@ void Generator::prefill(int64_t slot, Slot& s, size_t request, const Request& r)
   SamplingParams p = r.sampling;
   p.seed += request;  // each sequence its own stream: results do not depend on batching
   s.sampler = Sampler(p);
-  std::vector<int64_t> pos(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = i;
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits =
-      step(Tensor::from(DType::i64, {1, n}, r.prompt), Tensor::from(DType::i64, {1, n}, pos), slot_caches(slot));
+  Tensor logits = run_prompt(slot, r.prompt);
   stats_.prefill_ms += ms_since(t0);
   stats_.prompt_tokens += n;
-  s.pending = s.sampler.next(logits.data(), vocab_, s.tokens);
+  s.pending = s.sampler.next(rows_of(logits, 1), vocab_, s.tokens);
 }
 
 // Take the sampled token; true when the sequence is finished.
@@ -149,14 +150,15 @@ std::vector<Result> Generator::generate(const std::vector<Request>& requests, co
     }
     if (active == 0) break;
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = step(Tensor::from(DType::i64, {slots_, 1}, ids), Tensor::from(DType::i64, {slots_, 1}, pos), caches_);
+    Tensor logits = run(Tensor::from(DType::i64, {slots_, 1}, ids), Tensor::from(DType::i64, {slots_, 1}, pos), caches_);
+    const float* rows = rows_of(logits, slots_);
     stats_.decode_ms += ms_since(t0);
     ++stats_.decode_steps;
     for (int64_t i = 0; i < slots_; ++i) {
       Slot& s = slots[size_t(i)];
       if (s.request < 0) continue;
       const Request& r = requests[size_t(s.request)];
-      s.pending = s.sampler.next(logits.data() + i * vocab_, vocab_, s.tokens);
+      s.pending = s.sampler.next(rows + i * vocab_, vocab_, s.tokens);
       accept(s, r, results[size_t(s.request)], on_token);
     }
   }

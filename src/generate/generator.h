@@ -57,7 +57,9 @@ class Generator {
   };
   void check(const std::vector<Request>& requests) const;
   std::map<std::string, Tensor> slot_caches(int64_t slot) const;
-  std::vector<float> step(const Tensor& ids, const Tensor& positions, const std::map<std::string, Tensor>& caches);
+  Tensor run(const Tensor& ids, const Tensor& positions, std::map<std::string, Tensor> caches) const;
+  Tensor run_prompt(int64_t slot, const std::vector<int64_t>& prompt) const;
+  const float* rows_of(const Tensor& logits, int64_t rows) const;  // checked: f32, rows x vocab
   void prefill(int64_t slot, Slot& s, size_t request, const Request& r);
   bool accept(Slot& s, const Request& r, Result& out, const TokenFn& on_token);
 

@@ -59,15 +59,18 @@ Value* GraphBuilder::slice(const std::string& name, Value* x, int64_t axis, int6
   return op("Slice", name, {x, i64s({start}), i64s({end}), i64s({axis})});
 }
 
+namespace {
+Tensor in_dtype(Tensor t, DType dtype) { return t.dtype() == dtype ? t : t.cast(dtype); }
+}  // namespace
+
 Tensor load_rows(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, int64_t start, int64_t len) {
-  return ckpt.slice(name, dim, start, len).cast(dtype);
+  const Shape& full = ckpt.info(name).shape;
+  bool whole = start == 0 && dim >= 0 && size_t(dim) < full.size() && len == full[size_t(dim)];
+  return in_dtype(whole ? ckpt.tensor(name) : ckpt.slice(name, dim, start, len), dtype);  // the whole tensor: no slab copy
 }
 
 Tensor load_weight(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, Shard shard) {
-  if (dim < 0 || !shard.active()) {
-    Tensor t = ckpt.tensor(name);
-    return t.dtype() == dtype ? t : t.cast(dtype);
-  }
+  if (dim < 0 || !shard.active()) return in_dtype(ckpt.tensor(name), dtype);
   int64_t full = ckpt.info(name).shape.at(size_t(dim));
   if (full % shard.degree)
     fail(ErrorKind::InvalidArgument, "tensor '", name, "': dim ", dim, " of length ", full, " does not divide by the TP degree ",
@@ -138,13 +141,20 @@ Value* tp_all_reduce(GraphBuilder& b, const std::string& name, Value* x, Shard s
   return b.op("AllReduce", name + ".all_reduce", {x}, a);
 }
 
-Value* add_lm_head(GraphBuilder& b, Value* h, Value* head, Shard shard, bool all_logits, bool vocab_sharded) {
+Value* add_lm_head(GraphBuilder& b, Value* h, const ModelConfig& cfg, const Checkpoint& ckpt, const BuildOptions& opts,
+                   Shard shard, const std::string& embed_name, Value* embed) {
+  bool all_logits = opts.all_logits;
+  std::string head_name = cfg.tie_embeddings ? embed_name : "lm_head.weight";
+  bool vocab_sharded = shard.active() && cfg.vocab_size % shard.degree == 0;
+  Value* head = vocab_sharded      ? b.constant(head_name, load_weight(ckpt, head_name, opts.dtype, 0, shard))
+                : cfg.tie_embeddings ? embed
+                                     : b.constant(head_name, load_weight(ckpt, head_name, opts.dtype));
   if (!all_logits) {
     Value* last = b.slice("last_position", h, 1, -1, std::numeric_limits<int64_t>::max());
     h = b.op("Squeeze", "last_position.squeeze", {last, b.i64s({1})});
   }
   Value* logits = b.linear("lm_head", h, head);
-  if (vocab_sharded && shard.active()) {
+  if (vocab_sharded) {
     Attributes a;
     a.set("axis", int64_t(all_logits ? 2 : 1));
     a.set("group_size", shard.degree);

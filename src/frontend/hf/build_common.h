@@ -85,7 +85,11 @@ LayerCache add_cache_write(GraphBuilder& b, int layer, const StepInputs& in, Val
                            int64_t kv_heads, int64_t head_dim, int64_t cache_len, DType dtype);
 // Sum over the TP group (rowwise layers); identity without TP.
 Value* tp_all_reduce(GraphBuilder& b, const std::string& name, Value* x, Shard shard);
-// Last position of each row (or all with all_logits) → logits via `head` [V_local, H].
-Value* add_lm_head(GraphBuilder& b, Value* h, Value* head, Shard shard, bool all_logits, bool vocab_sharded);
+// Last position of each row (or all with opts.all_logits) → `logits`: this
+// rank's rows of the head (vocab-parallel, then an AllGather) when the
+// vocabulary divides by the TP degree, else the whole head — the embedding
+// table `embed` (checkpoint name `embed_name`) itself when tied.
+Value* add_lm_head(GraphBuilder& b, Value* h, const ModelConfig& cfg, const Checkpoint& ckpt, const BuildOptions& opts,
+                   Shard shard, const std::string& embed_name, Value* embed);
 
 }  // namespace tessera::hf

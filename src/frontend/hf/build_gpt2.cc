@@ -100,11 +100,7 @@ Graph build_gpt2(const ModelConfig& cfg, const Checkpoint& ckpt, const BuildOpti
   for (int i = 0; i < int(cfg.layers); ++i) x = block.forward(i, x, in);
   Value* h = layer_norm(b, "transformer.ln_f", x, block.full("transformer.ln_f.weight"), block.full("transformer.ln_f.bias"),
                         cfg.norm_eps);
-  std::string head_name = cfg.tie_embeddings ? "transformer.wte.weight" : "lm_head.weight";
-  bool vocab_sharded = shard.active() && cfg.vocab_size % shard.degree == 0;
-  Value* head = vocab_sharded ? b.constant(head_name, load_weight(ckpt, head_name, opts.dtype, 0, shard))
-                              : (cfg.tie_embeddings ? wte : block.full(head_name));
-  add_lm_head(b, h, head, shard, opts.all_logits, vocab_sharded);
+  add_lm_head(b, h, cfg, ckpt, opts, shard, "transformer.wte.weight", wte);
   return g;
 }
 

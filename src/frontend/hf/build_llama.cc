@@ -147,10 +147,7 @@ Graph build_llama(const ModelConfig& cfg, const Checkpoint& ckpt, const BuildOpt
   Layer layer{b, cfg, ckpt, opts, shard, split_heads_for_rank(cfg, shard), cache_len};
   for (int i = 0; i < int(cfg.layers); ++i) x = layer.forward(i, x, in, rope);
   Value* h = rms_norm(b, "model.norm", x, layer.weight("model.norm.weight"), cfg.norm_eps);
-  std::string head_name = cfg.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  bool vocab_sharded = shard.active() && cfg.vocab_size % shard.degree == 0;
-  Value* head = vocab_sharded ? layer.sharded(head_name, 0) : (cfg.tie_embeddings ? table : layer.weight(head_name));
-  add_lm_head(b, h, head, shard, opts.all_logits, vocab_sharded);
+  add_lm_head(b, h, cfg, ckpt, opts, shard, "model.embed_tokens.weight", table);
   return g;
 }
 
