@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's device call (issue 3): pick the stages, in one call.
 #   bench/run_gpu.sh parity          GPU op harness + model families vs ONNX Runtime (tests/python/test_cuda_parity.py)
+#   bench/run_gpu.sh generate        tessera generate --target cuda vs transformers on the GPU (tests/python/test_cuda_generate.py)
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
@@ -25,6 +26,8 @@ for stage in "$@"; do
     parity)
       timeout 560 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
         "tests/python/test_distributed_run.py::test_collective_model_on_cuda_over_nccl" 2>&1 | tee "$OUT/parity.txt" | tail -60 ;;
+    generate)
+      timeout 500 python3 -m pytest -q -p no:cacheprovider -rf -s tests/python/test_cuda_generate.py 2>&1 | tee "$OUT/generate.txt" | tail -40 ;;
     bench)
       [ -d $PM ] || timeout 400 python3 .carry/peers/peers.py export $PM 2>&1 | grep -v Warning | tail -10
       for c in $CASES; do

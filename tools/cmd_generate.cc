@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "core/npy.h"
 #include "dist/device_mesh.h"
 #include "dist/process_group.h"
+#include "engine/target.h"
 #include "frontend/hf/causal_lm.h"
 #include "generate/generator.h"
 #include "parallel/dp_split.h"
@@ -25,11 +27,11 @@ namespace tessera::cli {
 namespace {
 
 struct GenOpts {
-  std::string model, tokenizer, prompts_file, output, dtype = "f32", target = "cpu", prompt_logits;
+  std::string model, tokenizer, prompts_file, output, dtype = "f32", target = "cpu", prompt_logits, stats_json;
   std::vector<std::string> prompts, stops, prompt_ids;
   int64_t max_new_tokens = 32, batch = 0, max_seq_len = 0, tp = 1, dp = 1, top_k = 0;
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
-  bool do_sample = false, quiet = false, no_cuda_graph = false;
+  bool do_sample = false, quiet = false, no_cuda_graph = false, ignore_eos = false;
   uint64_t seed = 0;
   int timeout_s = 60;
 };
@@ -104,8 +106,11 @@ Job join_job(const GenOpts& o) {
   std::vector<int> c = mesh.coords(j.info.rank);
   j.dp_rank = c[0];
   j.tp_rank = c[1];
-  auto axes = mesh.split(*j.pg->world);
-  j.tp_comm = axes.at("tp");
+  // A cuda engine's TP collectives run on NCCL, on the engine's stream; the
+  // results are still gathered through the store.
+  std::shared_ptr<dist::Communicator> world = j.pg->world;
+  if (o.target == "cuda" && o.tp > 1) world = dist::make_nccl_world(*j.pg, local_device());
+  j.tp_comm = o.dp > 1 ? mesh.split(*world).at("tp") : world;
   return j;
 }
 
@@ -130,7 +135,7 @@ Engine build_engine(const GenOpts& o, const Job& j, const hf::ModelConfig& cfg, 
   e.set_runtime(rt);
   if (o.tp > 1) {
     if (o.dp > 1) e.set_group("tp", j.tp_comm);
-    else e.set_communicator(j.pg->world);
+    else e.set_communicator(j.tp_comm);
   }
   return e;
 }
@@ -147,6 +152,7 @@ gen::Request make_request(const GenOpts& o, std::vector<int64_t> ids, const hf::
   r.sampling.seed = o.seed;
   r.eos_ids = cfg.eos_ids;
   if (r.eos_ids.empty() && tok && tok->eos_id()) r.eos_ids.push_back(*tok->eos_id());
+  if (o.ignore_eos) r.eos_ids.clear();  // benchmarks: random weights may emit EOS early
   return r;
 }
 
@@ -186,8 +192,31 @@ nlohmann::json gather_results(const GenOpts& o, Job& j, nlohmann::json mine) {
   return all;
 }
 
+// --stats-json: checked before the model is loaded, so a typo costs no
+// engine build; written atomically at the end (no partial file).
+void check_stats_path(const std::string& path) {
+  if (path.empty()) return;
+  std::filesystem::path p(path), dir = p.parent_path().empty() ? "." : p.parent_path();
+  if (std::filesystem::is_directory(p)) fail(ErrorKind::InvalidArgument, "--stats-json '", path, "' is a directory");
+  if (!std::filesystem::is_directory(dir))
+    fail(ErrorKind::InvalidArgument, "--stats-json '", path, "': directory '", dir.string(), "' does not exist");
+}
+
+// The Generator's counters on rank 0 (under --dp, its own prompts only).
+nlohmann::json stats_json(const GenOpts& o, const gen::Stats& st, int64_t requests, int64_t slots, double wall_s) {
+  double decode_tps = st.decode_ms > 0 ? double(st.generated_tokens - requests) / (st.decode_ms / 1000) : 0.0;
+  return {{"target", o.target}, {"dtype", o.dtype}, {"tp", o.tp}, {"dp", o.dp}, {"cuda_graph", !o.no_cuda_graph},
+          {"ignore_eos", o.ignore_eos}, {"requests", requests}, {"slots", slots}, {"max_new_tokens", o.max_new_tokens},
+          {"prompt_tokens", st.prompt_tokens}, {"generated_tokens", st.generated_tokens}, {"decode_steps", st.decode_steps},
+          {"prefill_ms", st.prefill_ms}, {"decode_ms", st.decode_ms}, {"decode_tokens_per_s", decode_tps},
+          {"wall_s", wall_s},
+          {"note", "rank 0's requests; the first token of each request comes from its prefill, so "
+                   "decode_tokens_per_s = (generated_tokens - requests) / decode_ms; wall_s includes loading and compiling"}};
+}
+
 void run_generate(const GenOpts& o) {
   auto t0 = std::chrono::steady_clock::now();
+  check_stats_path(o.stats_json);
   Job job = join_job(o);
   hf::ModelConfig cfg = hf::load_model_config(o.model);
   std::unique_ptr<text::Tokenizer> tok = find_tokenizer(o);
@@ -244,6 +273,8 @@ void run_generate(const GenOpts& o) {
               << (st.decode_ms > 0 ? double(st.generated_tokens - int64_t(reqs.size())) / (st.decode_ms / 1000) : 0.0)
               << " tokens/s decoding, " << st.decode_steps << " steps of " << slots << "; prefill " << st.prefill_ms << " ms; "
               << secs << " s in all)\n";
+    if (!o.stats_json.empty())
+      write_file_atomic(o.stats_json, stats_json(o, st, int64_t(reqs.size()), slots, secs).dump(1) + "\n");
   }
   if (job.pg) job.pg->finish();
 }
@@ -276,6 +307,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--prompt-logits", o->prompt_logits, "write the first prompt's logits at every position to this .npz, then stop");
   cmd->add_flag("-q,--quiet", o->quiet, "do not stream tokens to the terminal");
   cmd->add_flag("--no-cuda-graph", o->no_cuda_graph, "cuda: run op by op instead of replaying captured graphs");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "generate --max-new-tokens for every prompt, past any EOS (benchmarks)");
+  cmd->add_option("--stats-json", o->stats_json, "write rank 0's prefill/decode timings and token counts as JSON");
   cmd->add_option("--timeout", o->timeout_s, "seconds before a silent rank is declared failed")->capture_default_str();
   cmd->callback([o] { run_generate(*o); });
 }

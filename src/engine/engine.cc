@@ -123,4 +123,9 @@ std::map<std::string, Tensor> Engine::bench_inputs(const std::map<std::string, T
   return host_inputs;
 }
 
+std::map<std::string, Tensor> Engine::to_device(const std::map<std::string, Tensor>& host) const {
+  if (settings_.target == "cuda") return upload_to_cuda(cuda_executor(), host);
+  return host;
+}
+
 }  // namespace tessera

@@ -46,7 +46,12 @@ class Engine {
   // device-resident inputs (prepare them with bench_inputs) for cuda engines,
   // wall time for cpu ones.
   double timed_run(const std::map<std::string, Tensor>& inputs) const;
-  std::map<std::string, Tensor> bench_inputs(const std::map<std::string, Tensor>& host_inputs) const;  // the cudaStream_t the engine runs on (made on first use)
+  std::map<std::string, Tensor> bench_inputs(const std::map<std::string, Tensor>& host_inputs) const;
+  // Copies of host tensors where the engine runs (the GPU for cuda engines;
+  // the tensors themselves for cpu ones), e.g. a KV cache that persists
+  // between runs: a graph input updated in place (TensorScatter inplace=1)
+  // and passed on the device is updated at that address, with no copy.
+  std::map<std::string, Tensor> to_device(const std::map<std::string, Tensor>& host) const;
   // The CUDA executor (made on first use; refuses a GPU of another architecture).
   cuda::Executor& cuda_executor() const;
 

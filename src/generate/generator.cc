@@ -19,9 +19,6 @@ bool is_cache_input(const std::string& name) { return name.rfind("cache_k.", 0) 
 Generator::Generator(const Engine& engine, int64_t slots) : engine_(engine), slots_(slots) {
   if (slots < 1) fail(ErrorKind::InvalidArgument, "generation needs at least one sequence slot, got ", slots);
   const Graph& g = engine.graph();
-  if (engine.settings().target != "cpu")
-    fail(ErrorKind::Unsupported, "generation runs on cpu engines only for now: a ", engine.settings().target,
-         " engine does not yet keep its KV cache on the device between steps (use --target cpu)");
   for (const char* name : {"input_ids", "position_ids"})
     if (!g.find_value(name)) fail(ErrorKind::InvalidArgument, "engine '", g.name, "' is not a decode-step engine: it has no input '", name, "'");
   for (Value* in : g.inputs) {
@@ -34,6 +31,7 @@ Generator::Generator(const Engine& engine, int64_t slots) : engine_(engine), slo
     caches_[in->name] = Tensor::zeros(in->dtype, s);
   }
   if (caches_.empty()) fail(ErrorKind::InvalidArgument, "engine '", g.name, "' has no KV cache inputs (cache_k.0, ...)");
+  caches_ = engine.to_device(caches_);  // on a GPU the steps update it there, in place
   if (g.outputs.empty() || g.outputs[0]->name != "logits" || g.outputs[0]->shape.empty() || g.outputs[0]->shape.back() <= 0)
     fail(ErrorKind::InvalidArgument, "engine '", g.name, "' has no `logits` output of known vocabulary size");
   vocab_ = g.outputs[0]->shape.back();
@@ -47,7 +45,7 @@ std::map<std::string, Tensor> Generator::slot_caches(int64_t slot) const {
     size_t row = t.nbytes() / size_t(s[0]);
     s[0] = 1;
     auto owner = std::make_shared<Tensor>(t);
-    out[name] = Tensor::view(t.dtype(), s, static_cast<char*>(t.raw()) + size_t(slot) * row, owner);
+    out[name] = Tensor::view(t.dtype(), s, static_cast<char*>(t.raw()) + size_t(slot) * row, owner, t.device());
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include "backend/cuda/executor.h"
 
 #include <iostream>
+#include <set>
 
 #include "backend/cpu/kernel_registry.h"
 #include "backend/cpu/run_context.h"
@@ -75,7 +76,14 @@ struct Executor::Impl {
   cudaStream_t stream = nullptr;
   bool own_stream = true;
   Weights weights;
-  std::map<std::map<std::string, Shape>, std::unique_ptr<Plan>> plans;
+  // One plan per input shapes (and per caller address of the inputs updated
+  // in place); the least recently used goes when there are too many.
+  using PlanKey = std::pair<std::map<std::string, Shape>, std::map<std::string, const void*>>;
+  std::map<PlanKey, std::unique_ptr<Plan>> plans;
+  std::map<PlanKey, uint64_t> last_used;
+  uint64_t clock = 0;
+  static constexpr size_t kMaxPlans = 16;
+  std::set<std::string> inplace;  // graph inputs an in-place kernel may update at the caller's address
   std::vector<std::unique_ptr<HostCall>> calls;  // outlive the graphs that point at them
   cpu::RunContext run_ctx;                       // for collectives run by the CPU fallback
   bool warned_fallback = false;
@@ -83,7 +91,7 @@ struct Executor::Impl {
   // Set when the graph has a data-dependent shape: it then runs on the CPU reference executor.
   std::unique_ptr<cpu::Executor> cpu_exec;
 
-  Impl(const Graph& graph, const ExecutorOptions& o) : g(graph), opt(o), dev(o.device) {
+  Impl(const Graph& graph, const ExecutorOptions& o) : g(graph), opt(o), dev(o.device), inplace(inplace_inputs(graph)) {
     TSR_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     upload_weights(g, weights, stream);
   }
@@ -92,15 +100,38 @@ struct Executor::Impl {
     if (own_stream && stream) cudaStreamDestroy(stream);
   }
 
+  // Evict the least recently used plan; freeing its arena waits for the device.
+  void evict_one() {
+    auto oldest = last_used.begin();
+    for (auto it = last_used.begin(); it != last_used.end(); ++it)
+      if (it->second < oldest->second) oldest = it;
+    TSR_CUDA(cudaStreamSynchronize(stream));
+    plans.erase(oldest->first);
+    last_used.erase(oldest);
+  }
+
   Plan& plan_for(const std::map<std::string, Tensor>& inputs) {
-    std::map<std::string, Shape> key;
-    for (auto& [k, t] : inputs) key[k] = t.shape();
+    PlanKey key;
+    std::set<std::string> bound;
+    for (auto& [k, t] : inputs) {
+      key.first[k] = t.shape();
+      if (inplace.count(k) && t.device() == Device::cuda) {
+        key.second[k] = t.raw();
+        bound.insert(k);
+      }
+    }
+    last_used[key] = ++clock;
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
     TSR_CUDA(cudaSetDevice(opt.device));
+    if (plans.size() >= kMaxPlans) {
+      last_used.erase(key);
+      evict_one();
+      last_used[key] = clock;
+    }
     std::unique_ptr<Plan> p;
     try {
-      p = make_plan(g, weights, inputs, opt.verbose);
+      p = make_plan(g, weights, inputs, bound, opt.verbose);
     } catch (const DataDependentShape& e) {
       std::cerr << "tessera: warning: [cuda] " << e.what() << "; without a static plan this engine runs on the CPU reference "
                 << "backend (the CUDA backend has no data-dependent shapes yet)\n";
@@ -201,16 +232,16 @@ struct Executor::Impl {
         timer(*p.steps[i].node, double(ms));
       }
       for (auto& e : ev) cudaEventDestroy(e);
-    } else if (p.graph) {
-      TSR_CUDA(cudaGraphLaunch(p.graph, stream));
     } else {
-      launch(p, comms, nullptr);
-      if (!p.ran && opt.cuda_graph) {
-        // The eager run made the kernels' states; capture the next runs' graph now.
-        sync(&p);
-        check_fallbacks(p);
+      // The first run is eager and makes the kernels' states; the second
+      // captures the graph that it and later runs replay (a shape seen once,
+      // like a prompt's prefill, is never captured).
+      if (!p.graph && p.ran && opt.cuda_graph && !p.capture_tried) {
+        p.capture_tried = true;
         capture(p, comms);
       }
+      if (p.graph) TSR_CUDA(cudaGraphLaunch(p.graph, stream));
+      else launch(p, comms, nullptr);
     }
     p.ran = true;
     std::map<std::string, Tensor> out;

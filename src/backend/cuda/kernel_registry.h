@@ -95,6 +95,11 @@ struct KernelInfo {
   // Outputs whose values the executor computes on the host when every input
   // is known there (Shape, Size; any node of constants and shapes).
   bool host_only = false;
+  // >= 0: with the node's `inplace` attribute set, output 0 is written into
+  // this input's buffer when that input is a graph input the caller passed on
+  // the device (a KV cache): the kernel runs, the output is a view of the
+  // caller's bytes, and nothing is copied in or out.
+  int inplace_input = -1;
 };
 
 class KernelRegistry {
@@ -112,6 +117,8 @@ struct KernelRegistrar {
 
 #define TESSERA_CUDA_KERNEL(op, fn) \
   static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{fn})
+#define TESSERA_CUDA_KERNEL_INPLACE(op, fn, input) \
+  static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{fn, -1, false, input})
 #define TESSERA_CUDA_ALIAS(op)      \
   static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{nullptr, 0})
 #define TESSERA_CUDA_HOST_ONLY(op)  \

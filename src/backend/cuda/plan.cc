@@ -78,6 +78,7 @@ struct Planner {
   struct Life { int first = INT_MAX, last = -1; };
   std::unordered_map<const Value*, Life> life;              // arena values only
   std::vector<const Value*> arena_values, upload_values;
+  std::set<const Value*> bound;  // graph inputs at the caller's device address
 
   // Constants carry their own type; everything else was typed by the walk.
   TensorType type_of(const Value* v) const {
@@ -98,7 +99,7 @@ struct Planner {
   }
   void use(const Value* v, int step) {
     const Value* r = root(v);
-    if (r->constant) return;
+    if (r->constant || bound.count(r)) return;
     if (!life.count(r)) {  // a host value that a device step reads
       if (std::find(upload_values.begin(), upload_values.end(), r) == upload_values.end()) upload_values.push_back(r);
       return;
@@ -183,8 +184,11 @@ struct Planner {
     Step s;
     s.node = &n;
     s.fn = k ? k->fn : nullptr;
-    for (Value* o : n.outputs)
-      if (o) define(o, int(p.steps.size()));
+    bool in_place = k && k->inplace_input >= 0 && n.attrs.get_int("inplace", 0) == 1 &&
+                    bound.count(n.inputs.at(size_t(k->inplace_input)));
+    if (in_place) alias_of[n.outputs[0]] = n.inputs[size_t(k->inplace_input)];
+    for (size_t i = in_place ? 1 : 0; i < n.outputs.size(); ++i)
+      if (n.outputs[i]) define(n.outputs[i], int(p.steps.size()));
     p.steps.push_back(std::move(s));
     (void)index;
   }
@@ -274,13 +278,38 @@ struct Planner {
 
 }  // namespace
 
-std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map<std::string, Tensor>& inputs, bool verbose) {
+std::set<std::string> inplace_inputs(const Graph& g) {
+  std::map<const Value*, int> readers;
+  for (auto& n : g.nodes())
+    for (Value* in : n->inputs)
+      if (in) ++readers[in];
+  std::set<std::string> out;
+  for (auto& n : g.nodes()) {
+    const KernelInfo* k = KernelRegistry::find(n->op);
+    if (!k || k->inplace_input < 0 || n->attrs.get_int("inplace", 0) != 1 || size_t(k->inplace_input) >= n->inputs.size()) continue;
+    const Value* v = n->inputs[size_t(k->inplace_input)];
+    bool is_input = std::find(g.inputs.begin(), g.inputs.end(), v) != g.inputs.end();
+    bool is_output = std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+    if (v && is_input && !is_output && readers[v] == 1) out.insert(v->name);
+  }
+  return out;
+}
+
+std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map<std::string, Tensor>& inputs,
+                                const std::set<std::string>& bound, bool verbose) {
   auto p = std::make_unique<Plan>();
   Planner pl{g, w, *p};
   for (Value* in : g.inputs) {
     const Tensor& t = inputs.at(in->name);
     p->key[in->name] = t.shape();
     pl.types[in] = {t.dtype(), t.shape(), true};
+    if (bound.count(in->name)) {
+      if (t.device() != Device::cuda) fail(ErrorKind::Internal, "[cuda] plan: input '", in->name, "' is bound but on the host");
+      pl.bound.insert(in);
+      p->bound[in->name] = t.raw();
+      p->dev[in] = t;  // the caller's buffer (the tensor keeps it alive while the plan holds it)
+      continue;
+    }
     pl.define(in, -1);
   }
   int index = 0;
@@ -296,7 +325,8 @@ std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map
   p->arena = device_alloc(p->stats.arena_bytes, "the activation arena", p->stats.arena_bytes);
   pl.bind(offset);
   pl.bind_steps();
-  for (Value* in : g.inputs) p->inputs.push_back({in, &p->dev.at(in)});
+  for (Value* in : g.inputs)
+    if (!pl.bound.count(in)) p->inputs.push_back({in, &p->dev.at(in)});
   if (verbose)
     std::cerr << "[cuda] plan: " << p->stats.steps << " steps (" << p->stats.fallback_steps << " on the CPU fallback), arena "
               << p->stats.arena_bytes << " bytes (" << p->stats.naive_bytes << " without reuse)\n";

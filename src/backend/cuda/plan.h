@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -36,11 +37,13 @@ struct Plan {
   // Values the plan knows: device tensors (arena, weights, uploads) and host values.
   std::unordered_map<const Value*, Tensor> dev, host;
   std::vector<Step> steps;
-  std::vector<std::pair<const Value*, Tensor*>> inputs;  // graph input → its arena slot
+  std::vector<std::pair<const Value*, Tensor*>> inputs;  // graph input → its arena slot (bound ones have none)
+  std::map<std::string, const void*> bound;              // inputs used in place at the caller's device address
   void* arena = nullptr;
   void* uploads = nullptr;  // host-evaluated values that device kernels read
   PlanStats stats;
   bool ran = false;
+  bool capture_tried = false;
   cudaGraphExec_t graph = nullptr;
   ~Plan();
 };
@@ -60,7 +63,13 @@ struct DataDependentShape : Error {
   using Error::Error;
 };
 
+// Graph inputs that an in-place kernel (KernelInfo::inplace_input) may update
+// at the caller's address: read by that one node only, and not an output.
+std::set<std::string> inplace_inputs(const Graph& g);
+
+// `bound`: inputs (device tensors, from inplace_inputs) that the plan uses at
+// the caller's address instead of copying them into the arena.
 std::unique_ptr<Plan> make_plan(const Graph& g, const Weights& w, const std::map<std::string, Tensor>& inputs,
-                                bool verbose);
+                                const std::set<std::string>& bound, bool verbose);
 
 }  // namespace tessera::cuda

@@ -3,9 +3,9 @@
 // [w[b], w[b] + T) of the axis, moved as the widest word the rows allow.
 // The write indices stay on the device, so a row that would run past the
 // cache is dropped rather than reported (the CPU kernel reports it).
-// inplace=1 is honoured as a copy here: the executor plans the output its
-// own buffer, so a caller-owned device cache is not yet updated in place
-// (generate/ refuses cuda engines until it is).
+// inplace=1 with a cache the caller passed on the device: the executor makes
+// the output that very buffer (KernelInfo::inplace_input), so only the new
+// rows move; otherwise the output is its own buffer and starts as a copy.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/copy.cuh"
 
@@ -48,6 +48,6 @@ void k_tensor_scatter(KernelContext& ctx) {
 
 }  // namespace
 
-TESSERA_CUDA_KERNEL("TensorScatter", k_tensor_scatter);
+TESSERA_CUDA_KERNEL_INPLACE("TensorScatter", k_tensor_scatter, 0);
 
 }  // namespace tessera::cuda
