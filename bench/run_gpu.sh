@@ -5,6 +5,10 @@
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
+#   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
+#                                    vs transformers generate (eager) and static cache + torch.compile (~5 min)
+#   bench/run_gpu.sh decode_llama    Llama-3-8B shape bf16 decode, B1, prompt 128, 64 new tokens, the same peers (~5 min)
+#   bench/run_gpu.sh decode_summary  the decode table (bench/summarize_decode.py) from the decode stages run on this machine
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
 # scripts under .carry/peers; writes raw files to $OUT (few: the device returns at most 8).
 set -uo pipefail
@@ -16,10 +20,27 @@ export TESSERA_BIN=$G/tessera PYTHONUNBUFFERED=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PM=/tmp/peer_models
+KEEP=/tmp/decode_keep  # the decode stages' results, for decode_summary in a later call on the same machine
 CASES="toy_mlp_B20 mlp_B8 mlp_B2048 llama_layer_B1T2048 llama_layer_B16T512 llama_layer_B64T1 gpt2_B1T128 gpt2_B8T1024"
 nvidia-smi -L
 missing=$(ldd "$G/tessera" "$G/libtessera.so" | grep "not found" | sort -u)
 [ -z "$missing" ] || { echo "missing libraries: $missing"; exit 1; }
+# One decode case: tessera generate (--stats-json), then bench/decode_peers.py, on the same prompt ids;
+# then the stage's results so far, combined into $KEEP/STAGE.json and $OUT (a stage cut off keeps its done cases).
+#   decode_case RAW CASE MODEL DTYPE BATCH PROMPT_LEN NEW_TOKENS    (RAW=/tmp/decode_raw/STAGE)
+decode_case() {
+  local raw=$1 c=$2 m=$3 dt=$4 b=$5 p=$6 n=$7 ids=() line
+  while read -r line; do ids+=(--prompt-ids "$line"); done < <(python3 bench/decode_peers.py --model "$m" --batch "$b" --prompt-len "$p" --print-prompt-ids)
+  echo "--- $c: tessera generate (${#ids[@]} args)"
+  timeout 300 "$G/tessera" generate --model "$m" --target cuda --dtype "$dt" --ignore-eos -q --batch "$b" --max-new-tokens "$n" \
+    --max-seq-len $((p + n)) "${ids[@]}" --stats-json "$raw/$c.tessera.json" > "$raw/$c.tessera.log" 2>&1
+  tail -3 "$raw/$c.tessera.log"
+  [ -s "$raw/$c.tessera.json" ] && rm -f "$raw/$c.tessera.log"  # the log is kept (in the stage's json) only on failure
+  echo "--- $c: transformers"
+  timeout 420 python3 bench/decode_peers.py --model "$m" --dtype "$dt" --batch "$b" --prompt-len "$p" --new-tokens "$n" \
+    --modes eager,static_compile --out "$raw/$c.peers.json" 2>&1 | grep -E "^\[|params|Error|error" | tail -12
+  python3 bench/summarize_decode.py combine "$raw" "$KEEP/${raw##*/}.json" && cp "$KEEP/${raw##*/}.json" "$OUT/"
+}
 for stage in "$@"; do
   echo "=== $stage"
   case $stage in
@@ -41,6 +62,25 @@ for stage in "$@"; do
       timeout 500 python3 .carry/peers/peers.py single --out "$OUT/peers.json" 2>&1 | grep -E "ms|Error" ;;
     summary)
       python3 bench/summarize_single.py "$OUT" | tee "$OUT/summary.md" ;;
+    decode)
+      R=/tmp/decode_raw/decode; rm -rf $R; mkdir -p $R $KEEP
+      [ -f /tmp/ckpt/gpt2/config.json ] ||
+        "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2
+      for b in 1 8; do decode_case $R gpt2_B$b /tmp/ckpt/gpt2 f16 $b 128 128; done ;;
+    decode_llama)
+      R=/tmp/decode_raw/decode_llama; rm -rf $R; mkdir -p $R $KEEP
+      # transformers on the GPU, not make-checkpoint: its one-thread writer needs ~20 min for 16 GB (random_checkpoint.py)
+      [ -f /tmp/ckpt/llama3-8b/config.json ] || { rm -rf /tmp/ckpt/llama3-8b.part &&
+        timeout 300 python3 bench/random_checkpoint.py /tmp/ckpt/llama3-8b.part --dtype bf16 2>&1 | grep -E "^wrote|Error" &&
+        mv /tmp/ckpt/llama3-8b.part /tmp/ckpt/llama3-8b; }
+      "$G/tessera" inspect-checkpoint /tmp/ckpt/llama3-8b > /dev/null || { echo "llama3-8b checkpoint: invalid"; continue; }
+      [ -f "$OUT/peak.json" ] && cp "$OUT/peak.json" $KEEP/  # from the peers stage of this call
+      [ -f $KEEP/peak.json ] || python3 bench/measure_peak.py $KEEP/peak.json
+      cp $KEEP/peak.json "$OUT/"
+      decode_case $R llama3_8b_B1 /tmp/ckpt/llama3-8b bf16 1 128 64 ;;
+    decode_summary)
+      [ -f $KEEP/peak.json ] || { [ -f "$OUT/peak.json" ] && cp "$OUT/peak.json" $KEEP/; }
+      python3 bench/summarize_decode.py $KEEP | tee "$OUT/decode_summary.md" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
