@@ -164,7 +164,10 @@ def main(argv=None):
         return 0
     device = torch.device(a.device)
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=DTYPES[a.dtype]).to(device).eval()
+    # On cuda straight onto the device (device_map needs accelerate, which the GPU image has): no host
+    # copy of a 16 GB checkpoint first.
+    kw = {"device_map": a.device} if device.type == "cuda" else {}
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=DTYPES[a.dtype], **kw).to(device).eval()
     load_s = time.perf_counter() - t0
     cfg = model.config
     vocab = cfg.vocab_size
