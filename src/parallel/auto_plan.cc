@@ -58,7 +58,7 @@ Plan auto_plan(Graph& g, int degree) {
     std::unordered_map<const Value*, std::string> seeds;
     for (const Linear* u : ups) seeds[u->output()] = u->path;
     try {  // keep the group only if every op between can be proven on a shard
-      propagate_shards(g, degree, seeds, {down.node}, /*dry_run=*/true);
+      propagate_shards(g, /*rank=*/0, degree, seeds, {down.node}, /*dry_run=*/true);
       for (const Linear* u : ups)
         if (u->weight->constant->dim(u->out_dim) % degree) throw Error(ErrorKind::InvalidArgument, "indivisible");
       if (down.weight->constant->dim(1 - down.out_dim) % degree) throw Error(ErrorKind::InvalidArgument, "indivisible");

@@ -3,15 +3,21 @@
 // colwise and a rowwise layer — elementwise ops, head reshapes, transposes,
 // GQA's unsqueeze/expand, batched attention MatMuls, softmax, RoPE's slices —
 // tracking which dim is sharded and dividing the head counts written in
-// constant Reshape/Expand targets by the TP degree. Any op it cannot prove
+// constant Reshape/Expand targets by the TP degree. Every rule keeps one
+// invariant: along the sharded dim, rank r holds block r of the global extent
+// (colwise chunks features contiguously, and reshapes map the shard to the
+// leading dim of its group), so a constant operand spanning that dim is
+// sliced to block r, as a colwise bias is. Any op it cannot prove
 // correct on a shard is an error naming the node. Needs the pre-shard graph's
 // inferred (global) shapes.
 #include "parallel/propagate.h"
 
+#include <map>
 #include <set>
 
 #include "core/error.h"
 #include "ir/op_registry.h"
+#include "parallel/shard.h"
 
 namespace tessera::parallel {
 
@@ -25,10 +31,11 @@ const std::set<std::string> kElementwise = {
 
 struct Ctx {
   Graph& g;
-  int degree;
+  int rank, degree;
   bool dry_run;
   std::unordered_map<const Value*, int64_t> dim;  // sharded value → its sharded dim
   std::unordered_map<const Value*, std::string> from;
+  std::map<std::pair<const Value*, int64_t>, Value*> sliced;  // (constant, dim) → this rank's block, made once
 };
 
 [[noreturn]] void cannot(const Node& n, const std::string& from, const std::string& why) {
@@ -57,6 +64,19 @@ void divide_constant(Ctx& c, Node& n, size_t slot, int64_t at, const std::string
   n.inputs[slot] = copy;
 }
 
+// Replace constant input `slot` of `n` with this rank's block of it along `at`
+// (its extent there must be the global extent of the sharded dim).
+void slice_constant(Ctx& c, Node& n, size_t slot, int64_t at, const std::string& from) {
+  Value* v = n.inputs[slot];
+  if (v->shape[size_t(at)] % c.degree)
+    cannot(n, from, "constant '" + v->name + "' dim " + std::to_string(at) + " (" + std::to_string(v->shape[size_t(at)]) +
+                        ") does not divide by the TP degree");
+  if (c.dry_run) return;
+  Value*& copy = c.sliced[{v, at}];
+  if (!copy) copy = c.g.add_constant(c.g.unique_name(v->name + ".shard"), chunk(*v->constant, at, c.rank, c.degree, "constant '" + v->name + "'"));
+  n.inputs[slot] = copy;
+}
+
 // The output dim that a sharded input dim `d` maps to, or -1 if none can be proven.
 int64_t reshape_dim(const Shape& in, const Shape& out, int64_t d) {
   int64_t before = product(in, size_t(d));
@@ -75,11 +95,13 @@ int64_t propagate_node(Ctx& c, Node& n, Value* in, int64_t d, const std::string&
   int64_t in_rank = int64_t(in->shape.size()), out_rank = int64_t(out->shape.size());
   if (kElementwise.count(n.op)) {
     int64_t od = d + (out_rank - in_rank);
-    for (Value* other : n.inputs) {
+    for (size_t slot = 0; slot < n.inputs.size(); ++slot) {
+      Value* other = n.inputs[slot];
       if (!other || other == in || c.dim.count(other)) continue;
       int64_t r = int64_t(other->shape.size()), at = od - (out_rank - r);
-      if (other->rank_known && at >= 0 && other->shape[size_t(at)] != 1)
-        cannot(n, from, "operand '" + other->name + "' is not sharded but spans the sharded dim");
+      if (!other->rank_known || at < 0 || other->shape[size_t(at)] == 1) continue;
+      if (other->constant && other->shape[size_t(at)] == in->shape[size_t(d)]) slice_constant(c, n, slot, at, from);
+      else cannot(n, from, "operand '" + other->name + "' is not sharded but spans the sharded dim");
     }
     for (Value* other : n.inputs)
       if (other && c.dim.count(other) && c.dim[other] + (out_rank - int64_t(other->shape.size())) != od)
@@ -153,9 +175,9 @@ int64_t propagate_node(Ctx& c, Node& n, Value* in, int64_t d, const std::string&
 
 }  // namespace
 
-void propagate_shards(Graph& g, int degree, const std::unordered_map<const Value*, std::string>& seeds,
+void propagate_shards(Graph& g, int rank, int degree, const std::unordered_map<const Value*, std::string>& seeds,
                       const std::set<const Node*>& stops, bool dry_run) {
-  Ctx c{g, degree, dry_run, {}, {}};
+  Ctx c{g, rank, degree, dry_run, {}, {}, {}};
   for (auto& [v, name] : seeds) {
     c.dim[v] = int64_t(v->shape.size()) - 1;
     c.from[v] = name;

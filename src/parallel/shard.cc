@@ -32,6 +32,22 @@ std::vector<Node*> consumers(const Graph& g, const Value* v) {
 
 Value* Linear::output() const { return bias_add ? bias_add->outputs[0] : node->outputs[0]; }
 
+Tensor chunk(const Tensor& t, int64_t dim, int rank, int degree, const std::string& what) {
+  int64_t n = t.dim(dim);
+  if (n % degree) fail(ErrorKind::InvalidArgument, what, ": dim ", dim, " of ", to_string(t.shape()), " does not divide by the TP degree ", degree);
+  Shape s = t.shape();
+  s[size_t(dim)] = n / degree;
+  Tensor out = Tensor::empty(t.dtype(), s);
+  int64_t outer = 1, inner = int64_t(dtype_size(t.dtype()));
+  for (int64_t i = 0; i < dim; ++i) outer *= t.dim(i);
+  for (int64_t i = dim + 1; i < t.rank(); ++i) inner *= t.dim(i);
+  size_t row = size_t(s[size_t(dim)] * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(static_cast<char*>(out.raw()) + size_t(o) * row,
+                static_cast<const char*>(t.raw()) + size_t(o * n * inner) + size_t(rank) * row, row);
+  return out;
+}
+
 namespace {
 
 std::optional<Linear> as_linear(const Graph& g, Node& n) {
@@ -64,23 +80,6 @@ std::optional<Linear> as_linear(const Graph& g, Node& n) {
     }
   }
   return l;
-}
-
-// Chunk `rank` of `t` along `dim` (copy).
-Tensor chunk(const Tensor& t, int64_t dim, int rank, int degree, const std::string& what) {
-  int64_t n = t.dim(dim);
-  if (n % degree) fail(ErrorKind::InvalidArgument, what, ": dim ", dim, " of ", to_string(t.shape()), " does not divide by the TP degree ", degree);
-  Shape s = t.shape();
-  s[size_t(dim)] = n / degree;
-  Tensor out = Tensor::empty(t.dtype(), s);
-  int64_t outer = 1, inner = int64_t(dtype_size(t.dtype()));
-  for (int64_t i = 0; i < dim; ++i) outer *= t.dim(i);
-  for (int64_t i = dim + 1; i < t.rank(); ++i) inner *= t.dim(i);
-  size_t row = size_t(s[size_t(dim)] * inner);
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(static_cast<char*>(out.raw()) + size_t(o) * row,
-                static_cast<const char*>(t.raw()) + size_t(o * n * inner) + size_t(rank) * row, row);
-  return out;
 }
 
 // A constant shared by several nodes must not be sliced twice: slice a private copy.
@@ -289,7 +288,7 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
            names.empty() ? "none" : names, sites.size() > 8 ? ", ..." : "", ")");
     }
   g.toposort();
-  propagate_shards(g, opt.degree, seeds, rowwise);
+  propagate_shards(g, opt.rank, opt.degree, seeds, rowwise);
 }
 
 }  // namespace tessera::parallel

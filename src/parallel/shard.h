@@ -37,6 +37,10 @@ struct Linear {
 };
 std::vector<Linear> find_linears(const Graph& g);
 
+// Chunk `rank` of `degree` of `t` along `dim` (a copy); throws naming `what`
+// when the dim does not divide by the degree.
+Tensor chunk(const Tensor& t, int64_t dim, int rank, int degree, const std::string& what);
+
 // Throws with the node's name when a layout cannot be proven correct, when a
 // dimension does not divide by the degree, or when a plan entry matches nothing.
 void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt);
