@@ -6,12 +6,12 @@ fixed random prompts (seeded), every sequence made to run N new tokens.
 Modes (--modes, in this order, on one loaded model):
   eager           model.generate(ids, max_new_tokens=N, min_new_tokens=N,
                   do_sample=False): the default dynamic KV cache, no compile.
-  static_compile  transformers' documented recipe (llm_optims.md, "Static
-                  kv-cache and torch.compile", option 1): cache_implementation=
-                  "static" and model.forward = torch.compile(model.forward,
-                  mode="reduce-overhead", fullgraph=True). transformers 5.x
-                  generate also compiles its own decode call when the cache is
-                  static on cuda; that is left as the library does it.
+  static_compile  cache_implementation="static": on cuda transformers 5.x
+                  compiles generate's decode forward itself (compile_config:
+                  fullgraph, reduce-overhead CUDA graphs). The docs' extra
+                  `model.forward = torch.compile(..., mode="reduce-overhead")`
+                  fails on top of it in 5.17 (CUDA-graph outputs overwritten),
+                  so it is applied on cpu only.
 
 Per mode: the median wall time of the whole generate call (N new tokens) and
 of a prefill-only call (max_new_tokens=1, same prompts), each between
@@ -119,9 +119,16 @@ def run_mode(model, mode, ids, mask, a, device):
     kw = dict(attention_mask=mask, do_sample=False, pad_token_id=(eos[0] if isinstance(eos, list) else eos) or 0)
     if mode == "static_compile":
         kw["cache_implementation"] = "static"
-        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
-        recipe = ('generate(..., cache_implementation="static") with model.forward = '
-                  'torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)')
+        # transformers 5.x compiles generate's decode forward itself when the
+        # cache is static on cuda (GenerationConfig.compile_config: fullgraph,
+        # mode "reduce-overhead"); wrapping model.forward in a second
+        # reduce-overhead compile as well fails in 5.17 ("accessing tensor
+        # output of CUDAGraphs that has been overwritten"), so on cuda the
+        # library's own compile is the recipe; on cpu forward is compiled here.
+        if device.type != "cuda":
+            model.forward = torch.compile(model.forward, fullgraph=True)
+        recipe = ('generate(..., cache_implementation="static"): transformers compiles the decode forward '
+                  '(torch.compile, compile_config defaults: fullgraph, reduce-overhead / CUDA graphs)')
     else:
         kw["cache_implementation"] = None
         recipe = "generate(...) with the default dynamic cache, no compile"

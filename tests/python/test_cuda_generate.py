@@ -14,17 +14,17 @@ updated in place, the decode step replayed as a CUDA graph:
 Skips cleanly without a GPU (CI); `bench/run_gpu.sh generate` runs it.
 """
 import json
+import pathlib
 import sys
 
 import numpy as np
 import pytest
 
 from test_cuda_parity import gpu_present
-from tsr_cli import binary_path
 
 pytestmark = pytest.mark.skipif(not gpu_present(), reason="no GPU visible: GPU generation runs on the GPU machine")
 
-FIXTURE_DIR = binary_path().parents[1] / "tests" / "fixtures"
+FIXTURE_DIR = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 MODELS = ["gpt2-tiny", "llama-tiny", "llama-tiny-tied"]
 PROMPT = [3, 17, 200, 45, 99, 7, 311, 64]
 PROMPTS = [[3, 17, 200], [5], [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50], [100, 7], [9, 8, 7, 6, 5]]
