@@ -82,7 +82,7 @@ int run(int argc, char** argv) {
   }
   const gen::Stats& st = batched.stats();
   std::cout << "[rank " << rank << "] " << res.size() << " of " << n << " prompts, " << st.generated_tokens << " tokens, "
-            << (st.decode_ms > 0 ? double(st.generated_tokens - int64_t(res.size())) / (st.decode_ms / 1000) : 0.0)
+            << st.decode_tokens_per_s()
             << " tokens/s decoding (cpu)\n";
   if (argc <= 1) std::filesystem::remove_all(dir);
   pg->finish();

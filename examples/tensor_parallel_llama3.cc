@@ -75,11 +75,6 @@ double rel_l2(const Tensor& a, const Tensor& b) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-double decode_tokens_per_s(const gen::Stats& st, size_t sequences) {
-  // The first token of each sequence comes from its prefill, not a decode step.
-  return st.decode_ms > 0 ? double(st.generated_tokens - int64_t(sequences)) / (st.decode_ms / 1000) : 0.0;
-}
-
 int run(int argc, char** argv) {
   auto pg = dist::init_process_group("gloo", std::chrono::seconds(60));
   int rank = pg->info.rank, world = pg->info.world_size;
@@ -126,8 +121,8 @@ int run(int argc, char** argv) {
   pg->world->barrier();
   std::cout << "[rank " << rank << "/" << world << "] " << reqs.size() << " prompts, " << tp_gen.stats().generated_tokens
             << " tokens, worst logits rel. L2 " << std::scientific << std::setprecision(2) << worst << std::fixed
-            << std::setprecision(1) << ", " << decode_tokens_per_s(tp_gen.stats(), reqs.size()) << " tokens/s decoding sharded vs "
-            << decode_tokens_per_s(one_gen.stats(), reqs.size()) << " single (cpu, gloo)" << (status ? " MISMATCH" : "") << "\n";
+            << std::setprecision(1) << ", " << tp_gen.stats().decode_tokens_per_s() << " tokens/s decoding sharded vs "
+            << one_gen.stats().decode_tokens_per_s() << " single (cpu, gloo)" << (status ? " MISMATCH" : "") << "\n";
   pg->finish();
   return status;
 }

@@ -204,11 +204,10 @@ void check_stats_path(const std::string& path) {
 
 // The Generator's counters on rank 0 (under --dp, its own prompts only).
 nlohmann::json stats_json(const GenOpts& o, const gen::Stats& st, int64_t requests, int64_t slots, double wall_s) {
-  double decode_tps = st.decode_ms > 0 ? double(st.generated_tokens - requests) / (st.decode_ms / 1000) : 0.0;
   return {{"target", o.target}, {"dtype", o.dtype}, {"tp", o.tp}, {"dp", o.dp}, {"cuda_graph", !o.no_cuda_graph},
           {"ignore_eos", o.ignore_eos}, {"requests", requests}, {"slots", slots}, {"max_new_tokens", o.max_new_tokens},
           {"prompt_tokens", st.prompt_tokens}, {"generated_tokens", st.generated_tokens}, {"decode_steps", st.decode_steps},
-          {"prefill_ms", st.prefill_ms}, {"decode_ms", st.decode_ms}, {"decode_tokens_per_s", decode_tps},
+          {"prefill_ms", st.prefill_ms}, {"decode_ms", st.decode_ms}, {"decode_tokens_per_s", st.decode_tokens_per_s()},
           {"wall_s", wall_s},
           {"note", "rank 0's requests; the first token of each request comes from its prefill, so "
                    "decode_tokens_per_s = (generated_tokens - requests) / decode_ms; wall_s includes loading and compiling"}};
@@ -270,7 +269,7 @@ void run_generate(const GenOpts& o) {
     const gen::Stats& st = g.stats();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << "generated " << st.generated_tokens << " tokens for " << reqs.size() << " prompts on rank 0 ("
-              << (st.decode_ms > 0 ? double(st.generated_tokens - int64_t(reqs.size())) / (st.decode_ms / 1000) : 0.0)
+              << st.decode_tokens_per_s()
               << " tokens/s decoding, " << st.decode_steps << " steps of " << slots << "; prefill " << st.prefill_ms << " ms; "
               << secs << " s in all)\n";
     if (!o.stats_json.empty())

@@ -104,6 +104,7 @@ void Generator::prefill(int64_t slot, Slot& s, size_t request, const Request& r)
   Tensor logits = run_prompt(slot, r.prompt);
   stats_.prefill_ms += ms_since(t0);
   stats_.prompt_tokens += n;
+  ++stats_.prefills;
   s.pending = s.sampler.next(rows_of(logits, 1), vocab_, s.tokens);
 }
 

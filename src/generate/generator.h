@@ -29,8 +29,13 @@ struct Result {
 };
 
 struct Stats {
-  int64_t prompt_tokens = 0, generated_tokens = 0, decode_steps = 0;
+  int64_t prompt_tokens = 0, generated_tokens = 0, decode_steps = 0, prefills = 0;
   double prefill_ms = 0, decode_ms = 0;
+  // Tokens per second of the decode steps: each sequence's first token comes
+  // from its prefill, so it is not counted (0 before any decode step).
+  double decode_tokens_per_s() const {
+    return decode_ms > 0 ? double(generated_tokens - prefills) / (decode_ms / 1000) : 0.0;
+  }
 };
 
 // Called for every generated token; return false to stop that sequence.
