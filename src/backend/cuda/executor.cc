@@ -120,15 +120,13 @@ struct Executor::Impl {
         bound.insert(k);
       }
     }
-    last_used[key] = ++clock;
     auto it = plans.find(key);
-    if (it != plans.end()) return *it->second;
-    TSR_CUDA(cudaSetDevice(opt.device));
-    if (plans.size() >= kMaxPlans) {
-      last_used.erase(key);
-      evict_one();
-      last_used[key] = clock;
+    if (it != plans.end()) {
+      last_used[key] = ++clock;
+      return *it->second;
     }
+    TSR_CUDA(cudaSetDevice(opt.device));
+    if (plans.size() >= kMaxPlans) evict_one();
     std::unique_ptr<Plan> p;
     try {
       p = make_plan(g, weights, inputs, bound, opt.verbose);
@@ -146,6 +144,7 @@ struct Executor::Impl {
                 << "(ops: " << ops << ")\n";
       warned_fallback = true;
     }
+    last_used[key] = ++clock;
     return *plans.emplace(key, std::move(p)).first->second;
   }
 
