@@ -35,6 +35,9 @@ struct Node {
   std::vector<Value*> inputs;   // nullptr marks an omitted optional input
   std::vector<Value*> outputs;
   Attributes attrs;
+  // The module path the node came from ("model.layers.0.self_attn.q_proj"),
+  // where the model file records one; "" if unknown.
+  std::string scope;
   Value* input(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
 };
 

@@ -1,5 +1,6 @@
 #include "parallel/shard.h"
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -18,6 +19,23 @@ std::string path_from_node_name(const std::string& name) {
   s.resize(last);
   for (char& c : s) if (c == '/') c = '.';
   return s;
+}
+
+// The names a plan may give a layer whose weight is `w`, best first: the
+// module path the exporter recorded on the node (dynamo's metadata, kept by
+// the importer as Node::scope), the weight's name less ".weight"
+// (TorchScript's "fc1.weight"), the node name's scope ("/layers.0/mlp/fc1/Gemm"),
+// and the weight's own name ("val_50" when nothing else is known).
+std::vector<std::string> module_names(const Node& n, const Value* w) {
+  std::vector<std::string> names;
+  auto add = [&](const std::string& s) {
+    if (!s.empty() && std::find(names.begin(), names.end(), s) == names.end()) names.push_back(s);
+  };
+  add(n.scope);
+  if (w->name.ends_with(".weight")) add(w->name.substr(0, w->name.size() - 7));
+  add(path_from_node_name(n.name));
+  add(w->name);
+  return names;
 }
 
 std::vector<Node*> consumers(const Graph& g, const Value* v) {
@@ -67,9 +85,8 @@ std::optional<Linear> as_linear(const Graph& g, Node& n) {
   if (n.op == "Gemm" && n.attrs.get_int("transA", 0)) return std::nullopt;
   l.weight = b;
   l.out_dim = w_is_out_in ? 0 : 1;
-  l.path = b->name.ends_with(".weight") ? b->name.substr(0, b->name.size() - 7) : path_from_node_name(n.name);
-  // Exporters that keep neither (dynamo's "val_50" weights, "node_linear" nodes): the weight's own name.
-  if (l.path.empty()) l.path = b->name;
+  l.names = module_names(n, b);
+  l.path = l.names.front();
   if (n.op == "Gemm" && n.input(2) && n.input(2)->constant) l.bias = n.input(2);
   if (n.op == "MatMul") {
     auto users = consumers(g, n.outputs[0]);
@@ -231,6 +248,7 @@ void shard_embedding_rows(Graph& g, Node& n, const ShardOptions& opt, const std:
 struct Embedding {
   Node* node;
   std::string path;
+  std::vector<std::string> names;
 };
 
 std::vector<Embedding> find_embeddings(const Graph& g) {
@@ -238,8 +256,8 @@ std::vector<Embedding> find_embeddings(const Graph& g) {
   for (auto& n : g.nodes()) {
     Value* w = n->input(0);
     if (n->op != "Gather" || !w || !w->constant || w->constant->rank() != 2 || n->attrs.get_int("axis", 0) != 0) continue;
-    std::string path = w->name.ends_with(".weight") ? w->name.substr(0, w->name.size() - 7) : path_from_node_name(n->name);
-    out.push_back({n.get(), path.empty() ? w->name : path});
+    std::vector<std::string> names = module_names(*n, w);
+    out.push_back({n.get(), names.front(), names});
   }
   return out;
 }
@@ -261,7 +279,7 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
   std::unordered_map<const Value*, std::string> seeds;
   std::set<const Node*> rowwise;
   for (Embedding& emb : find_embeddings(g)) {
-    const PlanEntry* e = plan.match(emb.path);
+    const PlanEntry* e = plan.match(emb.names);
     if (!e) continue;
     used.insert(e);
     std::string who = "node '" + emb.node->name + "' (" + emb.path + ", embedding " + style_name(e->style) + ")";
@@ -274,7 +292,7 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
     }
   }
   for (Linear& l : sites) {
-    const PlanEntry* e = plan.match(l.path);
+    const PlanEntry* e = plan.match(l.names);
     if (!e) continue;
     used.insert(e);
     if (e->style == Style::rowwise) rowwise.insert(l.node);

@@ -28,7 +28,8 @@ struct ShardOptions {
 // bias Add, whose weight is a 2-D initializer (directly or through a Transpose).
 struct Linear {
   Node* node = nullptr;
-  std::string path;          // module path, e.g. "layers.0.mlp.fc1"
+  std::string path;          // module path, e.g. "layers.0.mlp.fc1" (names[0])
+  std::vector<std::string> names;  // every name a plan may use for it, best first
   Value* weight = nullptr;   // the initializer
   int out_dim = 0;           // dim of `weight` holding output features
   Value* bias = nullptr;     // initializer, or null

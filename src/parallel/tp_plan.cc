@@ -111,4 +111,11 @@ const PlanEntry* Plan::match(const std::string& module_path) const {
   return nullptr;
 }
 
+const PlanEntry* Plan::match(const std::vector<std::string>& names) const {
+  for (const PlanEntry& e : entries)
+    for (const std::string& n : names)
+      if (pattern_matches(e.pattern, n)) return &e;
+  return nullptr;
+}
+
 }  // namespace tessera::parallel

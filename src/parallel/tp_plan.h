@@ -6,8 +6,9 @@
 //    "layers.*.mlp.fc1": "colwise"}
 //
 // A pattern matches a module path (PyTorch's dotted names, as exporters keep
-// them in initializer names "fc1.weight" and node names "/fc1/Gemm"); `*`
-// matches one path component.
+// them in initializer names "fc1.weight", node names "/fc1/Gemm", or — the
+// dynamo exporter, whose names are "val_50" and "node_linear_3" — in each
+// node's recorded module scope); `*` matches one path component.
 #pragma once
 #include <optional>
 #include <string>
@@ -40,6 +41,9 @@ struct Plan {
   std::string to_json() const;
   // The first entry whose pattern matches `module_path`, or null.
   const PlanEntry* match(const std::string& module_path) const;
+  // The first entry whose pattern matches any of a layer's names (its module
+  // path as the exporter recorded it, its weight's name, ...), or null.
+  const PlanEntry* match(const std::vector<std::string>& names) const;
 };
 
 bool pattern_matches(const std::string& pattern, const std::string& path);

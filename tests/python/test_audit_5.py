@@ -180,21 +180,63 @@ def test_llama_mlp_plan_on_4_ranks(tmp_path):
     tp_vs_single(tmp_path, "llama_torchscript", LLAMA_MLP, 4)
 
 
-DYNAMO_NAMES = ("GAP: the dynamo exporter names Llama's linear weights val_N and its nodes node_linear_N; the module "
-                "path is only in each node's metadata_props 'namespace', which the ONNX importer does not keep, so "
-                "module-name plans match nothing (plans must name the weights, as --plan auto writes them)")
-
-
 def test_llama_auto_plan_on_4_ranks(tmp_path):
     tp_vs_single(tmp_path, "llama_torchscript", "auto", 4)
     plan = json.loads((tmp_path / "tp.plan.json").read_text())
     assert plan == {k: {"style": v} for k, v in LLAMA_MLP.items()}  # 2 KV heads: attention stays whole at TP=4
 
 
-@pytest.mark.xfail(strict=True, reason=DYNAMO_NAMES)
 def test_llama_dynamo_attention_and_mlp_tp2(tmp_path):
+    # The dynamo export names weights val_N and nodes node_linear_N; the module path comes from each node's
+    # metadata_props ("namespace"), which the importer keeps as the node's scope.
     tp_vs_single(tmp_path, "llama_dynamo", LLAMA_PLAN, 2)
     assert layers_of(inspect(tmp_path / "tp.rank0.tsr")).get("AllReduce") == 4  # o_proj and down_proj of 2 layers
+
+
+def test_llama_dynamo_auto_plan_names_modules(tmp_path):
+    """--plan auto on the dynamo export writes PyTorch module paths (from the nodes' metadata), not val_N."""
+    tp_vs_single(tmp_path, "llama_dynamo", "auto", 2)
+    plan = json.loads((tmp_path / "tp.plan.json").read_text())
+    assert plan == {k: {"style": v} for k, v in LLAMA_PLAN.items()}
+
+
+def dynamo_style_two_layer(path, key):
+    """two_layer's model as the dynamo exporter names it: weights val_N, nodes node_linear_N, the module path
+    only in metadata_props `key` ("namespace" or "pkg.torch.onnx.name_scopes")."""
+    w1, w2 = np.random.randn(8, 16).astype(np.float32), np.random.randn(16, 8).astype(np.float32)
+
+    def meta(node, module, op):
+        if key == "namespace":
+            value = f": __main__.Net/{module}: torch.nn.modules.linear.Linear/{op}: aten.linear.default"
+        else:
+            value = repr(["", module, op])
+        node.metadata_props.add(key=key, value=value)
+        return node
+
+    nodes = [meta(h.make_node("MatMul", ["x", "val_1"], ["a"], name="node_linear"), "fc1", "linear"),
+             h.make_node("Relu", ["a"], ["b"], name="node_relu"),
+             meta(h.make_node("MatMul", ["b", "val_2"], ["y"], name="node_linear_1"), "fc2", "linear_1")]
+    g = h.make_graph(nodes, "two", [h.make_tensor_value_info("x", T.FLOAT, [4, 8])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [4, 8])],
+                     [numpy_helper.from_array(w1, "val_1"), numpy_helper.from_array(w2, "val_2")])
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 18)]), str(path))
+    return w1, w2
+
+
+@pytest.mark.parametrize("key", ["namespace", "pkg.torch.onnx.name_scopes"])
+@pytest.mark.parametrize("plan", [{"fc1": "colwise", "fc2": "rowwise"}, {"val_1": "colwise", "val_2": "rowwise"}])
+def test_module_path_from_node_metadata(tmp_path, key, plan):
+    w1, w2 = dynamo_style_two_layer(tmp_path / "m.onnx", key)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    p = run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "tp.tsr", "--tp", 2, "--plan", tmp_path / "plan.json")
+    assert p.returncode == 0, p.stderr
+    assert layers_of(inspect(tmp_path / "tp.rank0.tsr")).get("AllReduce") == 1
+    x = np.random.randn(4, 8).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    p = launch_run(2, tmp_path, f"{tmp_path}/tp.rank{{rank}}.tsr", f"x={tmp_path}/x.npy", f"{tmp_path}/y{{rank}}.npy")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for r in range(2):
+        assert rel_l2(np.load(tmp_path / f"y{r}.npy"), np.maximum(x @ w1, 0) @ w2) <= 1e-5
 
 
 def test_simple_example_prints_its_timing():

@@ -5,6 +5,9 @@
 #include <map>
 #include <set>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "core/error.h"
 #include "core/npy.h"
 #include "frontend/onnx/tensor_proto.h"
@@ -40,6 +43,71 @@ Attribute convert_attribute(const AttributeProto& a, const NodeProto& n, const s
   }
   fail(ErrorKind::Unsupported, "node '", n.name(), "' (", n.op_type(), "): attribute '", a.name(), "' of kind ",
        AttributeProto::AttributeType_Name(a.type()), " is not supported (subgraphs and sparse tensors are not)");
+}
+
+// The module path a node came from. torch.onnx's dynamo exporter names nodes
+// and weights after the traced ops ("node_linear_3", "val_50") and keeps the
+// module stack only in metadata_props: "namespace" is
+//   ": Root/lm: Cls/lm.model.layers.0.self_attn.q_proj: Linear/linear: aten.linear.default"
+// (one "path: class" per module, then the node itself); newer versions also
+// write "pkg.torch.onnx.name_scopes", the same paths as a Python list.
+// Returns the innermost module's path, "" when neither is there.
+//
+// The schema tessera compiles (Debian's onnx.proto) predates
+// NodeProto.metadata_props (field 9), so protobuf keeps it among the node's
+// unknown fields (raw wire bytes in the lite runtime); read it from there.
+std::vector<std::pair<std::string, std::string>> node_metadata(const NodeProto& n) {
+  using WFL = google::protobuf::internal::WireFormatLite;
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string& raw = n.unknown_fields();
+  if (raw.empty()) return out;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(raw.data()), int(raw.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if (WFL::GetTagFieldNumber(tag) == 9 && WFL::GetTagWireType(tag) == WFL::WIRETYPE_LENGTH_DELIMITED) {
+      std::string bytes;
+      uint32_t len = 0;
+      if (!in.ReadVarint32(&len) || !in.ReadString(&bytes, int(len))) break;
+      ::onnx::StringStringEntryProto kv;
+      if (kv.ParseFromString(bytes)) out.emplace_back(kv.key(), kv.value());
+    } else if (!WFL::SkipField(&in, tag)) {
+      break;
+    }
+  }
+  return out;
+}
+
+std::string module_scope(const NodeProto& n) {
+  std::vector<std::pair<std::string, std::string>> meta = node_metadata(n);
+  auto strip = [](std::string p) {  // a module called more than once: "mlp.act@1"
+    size_t at = p.rfind('@');
+    if (at != std::string::npos && at + 1 < p.size() && p.find_first_not_of("0123456789", at + 1) == std::string::npos) p.resize(at);
+    return p;
+  };
+  for (const auto& [key, s] : meta) {
+    if (key != "namespace") continue;
+    std::vector<std::string> paths;
+    for (size_t b = 0; b <= s.size();) {
+      size_t e = s.find('/', b);
+      if (e == std::string::npos) e = s.size();
+      std::string seg = s.substr(b, e - b);
+      paths.push_back(seg.substr(0, seg.find(": ")));
+      b = e + 1;
+    }
+    if (paths.size() >= 2) return strip(paths[paths.size() - 2]);  // the last segment is the node itself
+  }
+  for (const auto& [key, s] : meta) {
+    if (key != "pkg.torch.onnx.name_scopes") continue;
+    std::vector<std::string> items;  // "['', 'lm', 'lm.model', ..., 'linear']"
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != '\'' && s[i] != '"') continue;
+      char q = s[i];
+      std::string item;
+      for (++i; i < s.size() && s[i] != q; ++i) item += s[i] == '\\' && i + 1 < s.size() ? s[++i] : s[i];
+      items.push_back(item);
+    }
+    if (items.size() >= 2) return strip(items[items.size() - 2]);
+  }
+  return "";
 }
 
 Value* add_typed_value(Graph& g, const ValueInfoProto& vi) {
@@ -157,6 +225,7 @@ class Importer {
     }
     Node* node = g_.add_node(n.op_type(), name, std::move(ins), std::move(outs), std::move(attrs));
     node->domain = n.domain() == "ai.onnx" ? "" : n.domain();
+    node->scope = module_scope(n);
   }
 
   void check_supported() {
