@@ -56,11 +56,15 @@ Plan auto_plan(Graph& g, int degree) {
     for (const Linear* u : ups) same_input = same_input && u->node->inputs[0] == x && !chosen.count(u->path);
     if (!same_input || chosen.count(down.path)) continue;
     std::unordered_map<const Value*, std::string> seeds;
-    for (const Linear* u : ups) seeds[u->output()] = u->path;
+    std::unordered_map<const Value*, int64_t> parts;
     try {  // keep the group only if every op between can be proven on a shard
-      propagate_shards(g, /*rank=*/0, degree, seeds, {down.node}, /*dry_run=*/true);
+      for (const Linear* u : ups) {
+        seeds[u->output()] = u->path;
+        parts[u->output()] = colwise_parts(g, u->output(), degree, u->path);  // GQA: KV heads may be fewer than ranks
+      }
+      propagate_shards(g, /*rank=*/0, degree, seeds, {down.node}, /*dry_run=*/true, parts);
       for (const Linear* u : ups)
-        if (u->weight->constant->dim(u->out_dim) % degree) throw Error(ErrorKind::InvalidArgument, "indivisible");
+        if (u->weight->constant->dim(u->out_dim) % parts[u->output()]) throw Error(ErrorKind::InvalidArgument, "indivisible");
       if (down.weight->constant->dim(1 - down.out_dim) % degree) throw Error(ErrorKind::InvalidArgument, "indivisible");
     } catch (const Error&) {
       continue;

@@ -11,10 +11,24 @@ namespace tessera::parallel {
 // named by the colwise layer it came from) until the `stops` (rowwise layers)
 // and AllGathers; rewrites head counts in constant Reshape/Expand targets and
 // gives elementwise ops rank `rank`'s slice of a constant operand that spans
-// the sharded dim (RoPE's cos/sin tables over a sharded head dim).
+// the sharded dim (RoPE's cos/sin tables over a sharded head dim); GQA with
+// fewer KV heads than ranks keeps each rank's KV head up to the head repeat
+// (Expand), whose targets are rewritten so each rank repeats it only for its
+// own query heads.
 // Throws naming the first node it cannot prove correct on a shard.
 // With `dry_run` nothing is rewritten: it only proves (or throws).
+// `parts` gives seeds cut into fewer blocks than the degree (see colwise_parts).
 void propagate_shards(Graph& g, int rank, int degree, const std::unordered_map<const Value*, std::string>& seeds,
-                      const std::set<const Node*>& stops, bool dry_run = false);
+                      const std::set<const Node*>& stops, bool dry_run = false,
+                      const std::unordered_map<const Value*, int64_t>& parts = {});
+
+// How many blocks the output `v` of colwise layer `from` is cut into at TP
+// degree `degree`: the degree, or — when the reshape after it splits the
+// features into fewer heads than ranks and the degree is a multiple of the
+// head count (GQA's KV heads) — the head count, each KV head then replicated
+// on degree/heads ranks (rank r holds head r / (degree/heads)) until the
+// attention's head repeat gives every rank its own query heads' KV. Throws
+// naming the reshape when neither divides the other.
+int64_t colwise_parts(const Graph& g, const Value* v, int degree, const std::string& from);
 
 }  // namespace tessera::parallel

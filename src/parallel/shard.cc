@@ -153,16 +153,21 @@ void shard_graph_input(Graph& g, Value* v, int64_t dim, const ShardOptions& opt,
   ext /= opt.degree;
 }
 
-// Apply one matched entry; returns the value that carries Shard(-1) (colwise) or null.
-Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt) {
+// Apply one matched entry; returns the value that carries Shard(-1) (colwise) or null,
+// and in `parts` how many blocks it is cut into (see colwise_parts).
+Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt, int64_t& parts) {
   std::string who = "node '" + l.node->name + "' (" + l.path + ", " + style_name(e.style) + ")";
   Node& n = *l.node;
   int in_dim = 1 - l.out_dim;
+  parts = opt.degree;
   if (e.style == Style::colwise) {
+    // Output left sharded: fewer heads than ranks (GQA's KV heads) keep this rank's head whole.
+    if (!(e.output_layout && !e.output_layout->sharded)) parts = colwise_parts(g, l.output(), opt.degree, l.path);
+    int block = int(opt.rank / (opt.degree / parts));
     Value*& wslot = n.inputs[1]->constant ? n.inputs[1] : n.inputs[1]->producer->inputs[0];
     Node& wuser = n.inputs[1]->constant ? n : *n.inputs[1]->producer;
-    set_sliced(g, wuser, wslot, chunk(*l.weight->constant, l.out_dim, opt.rank, opt.degree, who));
-    if (l.bias) set_sliced(g, l.bias_add ? *l.bias_add : n, l.bias, chunk(*l.bias->constant, 0, opt.rank, opt.degree, who));
+    set_sliced(g, wuser, wslot, chunk(*l.weight->constant, l.out_dim, block, int(parts), who));
+    if (l.bias) set_sliced(g, l.bias_add ? *l.bias_add : n, l.bias, chunk(*l.bias->constant, 0, block, int(parts), who));
     if (e.input_layout && e.input_layout->sharded) {
       shard_graph_input(g, n.inputs[0], e.input_layout->dim, opt, who);
       collective_before(g, n, 0, "AllGather", e.input_layout->dim, opt);
@@ -291,12 +296,14 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
       seeds[emb.node->outputs[0]] = emb.path;
     }
   }
+  std::unordered_map<const Value*, int64_t> parts;
   for (Linear& l : sites) {
     const PlanEntry* e = plan.match(l.names);
     if (!e) continue;
     used.insert(e);
     if (e->style == Style::rowwise) rowwise.insert(l.node);
-    if (Value* v = apply(g, l, *e, opt)) seeds[v] = l.path;
+    int64_t p = opt.degree;
+    if (Value* v = apply(g, l, *e, opt, p)) seeds[v] = l.path, parts[v] = p;
   }
   for (const PlanEntry& e : plan.entries)
     if (!used.count(&e)) {
@@ -306,7 +313,7 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
            names.empty() ? "none" : names, sites.size() > 8 ? ", ..." : "", ")");
     }
   g.toposort();
-  propagate_shards(g, opt.rank, opt.degree, seeds, rowwise);
+  propagate_shards(g, opt.rank, opt.degree, seeds, rowwise, /*dry_run=*/false, parts);
 }
 
 }  // namespace tessera::parallel

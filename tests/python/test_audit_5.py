@@ -10,8 +10,9 @@
   (sequence_parallel, use_local_output=false);
 * module names with a layer index (`layers.0.mlp.gate_proj`, as PyTorch
   exports them) select that layer only;
-* the Llama fixtures on 4 ranks (hand-written MLP plan and --plan auto: the
-  fixture's 2 KV heads keep attention unsharded at TP=4), the dynamo export
+* the Llama fixtures on 4 ranks (hand-written MLP plan and --plan auto, which
+  shards attention too: the fixture's 2 KV heads are replicated over pairs of
+  ranks), the dynamo export
   with the hand-written attention + MLP plan on 2 ranks;
 * the simple example prints its timings.
 """
@@ -183,7 +184,8 @@ def test_llama_mlp_plan_on_4_ranks(tmp_path):
 def test_llama_auto_plan_on_4_ranks(tmp_path):
     tp_vs_single(tmp_path, "llama_torchscript", "auto", 4)
     plan = json.loads((tmp_path / "tp.plan.json").read_text())
-    assert plan == {k: {"style": v} for k, v in LLAMA_MLP.items()}  # 2 KV heads: attention stays whole at TP=4
+    # 2 KV heads on 4 ranks: attention is sharded too, each KV head replicated on the 2 ranks whose query heads use it
+    assert plan == {k: {"style": v} for k, v in LLAMA_PLAN.items()}
 
 
 def test_llama_dynamo_attention_and_mlp_tp2(tmp_path):

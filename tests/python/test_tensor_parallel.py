@@ -151,11 +151,11 @@ def test_gpt2_mlp_tp_matches_single_rank(tmp_path, world):
     tp_vs_single(tmp_path, "gpt2_torchscript", GPT2_MLP_PLAN, world)
 
 
-def test_llama_more_ranks_than_kv_heads_is_refused(tmp_path):
-    (tmp_path / "plan.json").write_text(json.dumps(LLAMA_PLAN))
-    p = run(BIN, "build", os.path.join(FIXTURES, "llama_torchscript.onnx"), "-o", tmp_path / "m.tsr", "--tp", 4,
-            "--plan", tmp_path / "plan.json")
-    assert_one_line_error(p, "/self_attn/Expand", "does not divide by the TP degree")
+@pytest.mark.parametrize("fixture", ["llama_torchscript", "llama_dynamo"])
+def test_llama_more_ranks_than_kv_heads(tmp_path, fixture):
+    # 4 query heads, 2 KV heads on 4 ranks: each rank keeps the KV head its query head uses (k/v_proj sliced to
+    # that head, so replicated on 2 ranks) and the head-repeat Expand repeats it for this rank's query head only.
+    tp_vs_single(tmp_path, fixture, LLAMA_PLAN, 4)
 
 
 def test_gpt2_fused_qkv_colwise_is_refused_at_the_split(tmp_path):
