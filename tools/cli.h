@@ -3,10 +3,13 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "core/tensor.h"
 #include "engine/engine.h"
+
+namespace tessera::dist { class Communicator; struct ProcessGroup; }
 
 namespace tessera::cli {
 
@@ -32,5 +35,12 @@ DType parse_float_dtype(const std::string& text, const std::string& flag);
 std::map<std::string, Shape> parse_shape_flags(const std::vector<std::string>& flags);
 // Random tensors for every engine input (for bench and demo): floats N(0,1), ints in [0, 100).
 std::map<std::string, Tensor> random_inputs(const Graph& g, const std::map<std::string, Shape>& shapes, uint64_t seed);
+
+// The world communicator for an engine's collectives. cpu engines: gloo. cuda
+// engines: NCCL on this rank's GPU; gloo (collectives staged through the host,
+// one warning, same answer) when `comm` says so or, with "auto", when NCCL
+// cannot run the job (two ranks on one GPU). `comm`: auto, nccl or gloo; ""
+// reads $TESSERA_COMM (default auto). Every rank calls it.
+std::shared_ptr<dist::Communicator> engine_communicator(dist::ProcessGroup& pg, const std::string& target, std::string comm);
 
 }  // namespace tessera::cli

@@ -3,6 +3,7 @@
 // timed twice: as stream calls, and as `iters` calls captured in one CUDA
 // graph and replayed (how an engine runs them). Bus bandwidth uses
 // nccl-tests' factors: all_reduce 2(n-1)/n, the others (n-1)/n, broadcast 1.
+// gather, scatter and broadcast use root 0 (the IR's RootGather/RootScatter).
 #include <algorithm>
 #include <chrono>
 #include <iomanip>
@@ -25,6 +26,18 @@ struct Case {
   size_t bytes;  // nccl-tests' size: the full buffer (output of all_gather, input of reduce_scatter)
 };
 
+const std::vector<std::string> kOps = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all",
+                                       "gather", "scatter", "broadcast"};
+
+// Before any rank joins: a typo costs no rendezvous.
+void check_ops(const std::vector<std::string>& ops) {
+  std::string known;
+  for (const std::string& k : kOps) known += (known.empty() ? "" : ", ") + k;
+  for (const std::string& op : ops)
+    if (std::find(kOps.begin(), kOps.end(), op) == kOps.end())
+      fail(ErrorKind::InvalidArgument, "--op '", op, "': unknown collective (expected ", known, ")");
+}
+
 double bus_factor(const std::string& op, int n) {
   if (op == "broadcast") return 1.0;
   if (op == "all_reduce") return 2.0 * (n - 1) / n;
@@ -41,8 +54,10 @@ void issue(dist::Communicator& c, const std::string& op, Tensor& a, Tensor& b, s
   else if (op == "all_gather") { Tensor i = view(x, part), o = view(y, part * n); c.all_gather(i, o); }
   else if (op == "reduce_scatter") { Tensor i = view(x, part * n), o = view(y, part); c.reduce_scatter(i, o, dist::ReduceOp::sum); }
   else if (op == "all_to_all") { Tensor i = view(x, part * n), o = view(y, part * n); c.all_to_all(i, o); }
+  else if (op == "gather") { Tensor i = view(x, part), o = view(y, part * n); c.gather(i, o, 0); }
+  else if (op == "scatter") { Tensor i = view(x, part * n), o = view(y, part); c.scatter(i, o, 0); }
   else if (op == "broadcast") { Tensor o = view(y, full); c.broadcast(o, 0); }
-  else fail(ErrorKind::InvalidArgument, "--op ", op, ": expected all_reduce, all_gather, reduce_scatter, all_to_all or broadcast");
+  else check_ops({op});
 }
 
 void print_header(const std::string& backend, int n) {
@@ -116,7 +131,7 @@ void add_bench_comm(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench-comm", "Collective latency and bus bandwidth (nccl-tests style); run under tessera launch");
   struct Opts {
     std::string backend = "gloo";
-    std::vector<std::string> ops = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"};
+    std::vector<std::string> ops = kOps;
     std::string min_bytes = "8K", max_bytes = "64M";
     int iters = 20, warmup = 5;
     double timeout = 60;
@@ -137,6 +152,7 @@ void add_bench_comm(CLI::App& app) {
       return v * mult;
     };
     size_t lo = parse(o->min_bytes), hi = parse(o->max_bytes);
+    check_ops(o->ops);
     auto pg = dist::init_process_group(o->backend, std::chrono::milliseconds(int64_t(o->timeout * 1000)));
     dist::Communicator& c = *pg->world;
     int n = c.size();

@@ -1,6 +1,14 @@
+#include <unistd.h>
+
+#include <cstdlib>
 #include <random>
 
+#include "dist/process_group.h"
+#include "engine/target.h"
 #include "tools/cli.h"
+#ifdef TESSERA_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
 
 namespace tessera::cli {
 
@@ -55,6 +63,64 @@ std::map<std::string, Tensor> random_inputs(const Graph& g, const std::map<std::
     out[in->name] = in->dtype == DType::boolean ? f.cast(DType::i64).cast(DType::boolean) : f.cast(in->dtype);
   }
   return out;
+}
+
+namespace {
+#ifdef TESSERA_WITH_CUDA
+// "host/PCI bus id" of a GPU: two ranks with the same one share the GPU.
+std::string gpu_identity(int device) {
+  char bus[64] = {}, host[256] = {};
+  if (cudaDeviceGetPCIBusId(bus, sizeof bus, device) != cudaSuccess) {
+    cudaGetLastError();
+    return "";
+  }
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "/" + bus;
+}
+
+// "" when every rank has a GPU of its own, else which ranks share one. NCCL
+// refuses such a job ("Duplicate GPU detected"); every rank reads the same
+// table from the store, so all of them take the same decision.
+std::string shared_gpus(dist::ProcessGroup& pg, int device) {
+  dist::Store& store = *pg.rendezvous.store;
+  int rank = pg.info.rank, world = pg.info.world_size;
+  store.set("comm/gpu/" + std::to_string(rank), gpu_identity(device));
+  std::vector<std::string> ids;
+  for (int r = 0; r < world; ++r) {
+    std::string key = "comm/gpu/" + std::to_string(r);
+    store.wait({key}, pg.timeout);
+    ids.push_back(store.get(key));
+  }
+  for (int a = 0; a < world; ++a)
+    for (int b = a + 1; b < world; ++b)
+      if (!ids[size_t(a)].empty() && ids[size_t(a)] == ids[size_t(b)])
+        return str("ranks ", a, " and ", b, " share GPU ", ids[size_t(a)]);
+  return "";
+}
+#endif
+}  // namespace
+
+std::shared_ptr<dist::Communicator> engine_communicator(dist::ProcessGroup& pg, const std::string& target, std::string comm) {
+  if (comm.empty()) comm = std::getenv("TESSERA_COMM") ? std::getenv("TESSERA_COMM") : "auto";
+  if (comm != "auto" && comm != "nccl" && comm != "gloo")
+    fail(ErrorKind::InvalidArgument, "--comm '", comm, "' (or $TESSERA_COMM): expected auto, nccl or gloo");
+  if (target != "cuda") {
+    if (comm == "nccl") fail(ErrorKind::InvalidArgument, "--comm nccl needs a cuda engine: a cpu engine's collectives run over gloo");
+    return pg.world;
+  }
+  if (comm == "gloo") return pg.world;  // the kernels stage through the host and warn once
+#ifdef TESSERA_WITH_CUDA
+  int device = local_device();
+  std::string why = shared_gpus(pg, device);
+  if (why.empty()) return dist::make_nccl_world(pg, device);
+  if (comm == "nccl")
+    fail(ErrorKind::InvalidArgument, "--comm nccl: NCCL needs one GPU per rank, but ", why, "; use --comm gloo (host-staged, slower) ",
+         "or give each rank its own GPU");
+  return pg.world;
+#else
+  if (comm == "nccl") fail(ErrorKind::Unsupported, "--comm nccl: this tessera was built without CUDA (NCCL)");
+  return pg.world;
+#endif
 }
 
 }  // namespace tessera::cli

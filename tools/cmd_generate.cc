@@ -27,7 +27,7 @@ namespace tessera::cli {
 namespace {
 
 struct GenOpts {
-  std::string model, tokenizer, prompts_file, output, dtype = "f32", target = "cpu", prompt_logits, stats_json;
+  std::string model, tokenizer, prompts_file, output, dtype = "f32", target = "cpu", prompt_logits, stats_json, comm;
   std::vector<std::string> prompts, stops, prompt_ids;
   int64_t max_new_tokens = 32, batch = 0, max_seq_len = 0, tp = 1, dp = 1, top_k = 0;
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
@@ -106,10 +106,10 @@ Job join_job(const GenOpts& o) {
   std::vector<int> c = mesh.coords(j.info.rank);
   j.dp_rank = c[0];
   j.tp_rank = c[1];
-  // A cuda engine's TP collectives run on NCCL, on the engine's stream; the
-  // results are still gathered through the store.
+  // A cuda engine's TP collectives run on NCCL, on the engine's stream (or
+  // host-staged over gloo: --comm); the results are gathered through the store.
   std::shared_ptr<dist::Communicator> world = j.pg->world;
-  if (o.target == "cuda" && o.tp > 1) world = dist::make_nccl_world(*j.pg, local_device());
+  if (o.tp > 1) world = engine_communicator(*j.pg, o.target, o.comm);
   j.tp_comm = o.dp > 1 ? mesh.split(*world).at("tp") : world;
   return j;
 }
@@ -302,6 +302,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--target", o->target, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--tp", o->tp, "tensor-parallel degree (ranks of `tessera launch`)")->check(CLI::PositiveNumber);
   cmd->add_option("--dp", o->dp, "data-parallel groups: the prompts are split between them")->check(CLI::PositiveNumber);
+  cmd->add_option("--comm", o->comm, "TP collectives of a cuda engine: nccl, gloo (host-staged, slower) or auto (nccl unless "
+                  "ranks share a GPU; default, or $TESSERA_COMM)")->check(CLI::IsMember({"auto", "nccl", "gloo"}));
   cmd->add_option("-o,--output", o->output, "write every prompt's tokens and text as JSON (rank 0)");
   cmd->add_option("--prompt-logits", o->prompt_logits, "write the first prompt's logits at every position to this .npz, then stop");
   cmd->add_flag("-q,--quiet", o->quiet, "do not stream tokens to the terminal");

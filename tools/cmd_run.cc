@@ -29,6 +29,7 @@ struct RunOpts {
   std::string dp_size;  // --dp=N: N must be the world size ("all": any)
   bool dp = false, apply_padding = false, verbose = false, no_cuda_graph = false;
   int tp = 1;           // --tp B with --dp: a dp x tp mesh, TP inside each group of B ranks
+  std::string comm;     // --comm: what a cuda engine's collectives run on (engine_communicator)
   std::chrono::milliseconds timeout_ms() const { return std::chrono::milliseconds(int64_t(timeout * 1000)); }
 };
 
@@ -141,6 +142,8 @@ void add_run(CLI::App& app) {
                 "(the repeats are dropped from the output)");
   cmd->add_option("--cache-dir", o->cache_dir, "engine cache for .onnx models (default $TESSERA_CACHE or ~/.cache/tessera)");
   cmd->add_flag("-v,--verbose", o->verbose, "say whether the engine was built or loaded from the cache");
+  cmd->add_option("--comm", o->comm, "collectives of a cuda engine: nccl, gloo (host-staged, slower) or auto (nccl unless "
+                  "ranks share a GPU; default, or $TESSERA_COMM)")->check(CLI::IsMember({"auto", "nccl", "gloo"}));
   cmd->add_flag("--no-cuda-graph", o->no_cuda_graph, "cuda engines: run op by op instead of replaying a captured CUDA graph");
   cmd->callback([o, dp] {
     o->dp = dp->count() > 0;
@@ -154,9 +157,9 @@ void add_run(CLI::App& app) {
     std::unique_ptr<dist::ProcessGroup> pg;
     if (info.world_size > 1 || has_collectives(e.graph())) {
       pg = dist::init_process_group(info, "gloo", o->timeout_ms());
-      // A cuda engine's collectives run on NCCL, on the engine's stream.
-      bool nccl = e.settings().target == "cuda" && has_collectives(e.graph());
-      if (o->tp == 1) e.set_communicator(nccl ? dist::make_nccl_world(*pg, local_device()) : pg->world);
+      // A cuda engine's collectives run on NCCL, on the engine's stream (or host-staged over gloo: --comm).
+      if (o->tp == 1)
+        e.set_communicator(has_collectives(e.graph()) ? engine_communicator(*pg, e.settings().target, o->comm) : pg->world);
     }
     if (o->dp) run_dp(*o, e, info, pg.get());
     else run_plain(*o, e, info);

@@ -110,6 +110,13 @@ void NcclCommunicator::abort() {
   aborted_ = true;
 }
 
+ncclComm_t NcclCommunicator::live(const char* what) const {
+  if (aborted_)
+    fail(ErrorKind::Distributed, "rank ", rank_, ": ", what, ": the NCCL communicator was aborted after an earlier failure "
+         "and cannot be used again");
+  return comm_;
+}
+
 void NcclCommunicator::check(ncclResult_t r, const char* what) {
   // A non-blocking communicator may still be enqueuing: NCCL requires its state
   // to be ncclSuccess before the next call.
@@ -124,6 +131,7 @@ void NcclCommunicator::check(ncclResult_t r, const char* what) {
 }
 
 void NcclCommunicator::wait() {
+  live("wait");
   auto deadline = std::chrono::steady_clock::now() + timeout_;
   while (true) {
     cudaError_t s = cudaStreamQuery(stream_);
@@ -145,44 +153,44 @@ void NcclCommunicator::wait() {
 
 void NcclCommunicator::all_reduce(const Tensor& in, Tensor& out, ReduceOp op) {
   require_device(in, "all_reduce");
-  check(ncclAllReduce(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), nccl_op(op), comm_, stream_), "all_reduce");
+  check(ncclAllReduce(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), nccl_op(op), live("all_reduce"), stream_), "all_reduce");
 }
 
 void NcclCommunicator::all_gather(const Tensor& in, Tensor& out) {
   require_device(in, "all_gather");
-  check(ncclAllGather(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), comm_, stream_), "all_gather");
+  check(ncclAllGather(in.raw(), out.raw(), size_t(in.numel()), nccl_type(in.dtype()), live("all_gather"), stream_), "all_gather");
 }
 
 void NcclCommunicator::reduce_scatter(const Tensor& in, Tensor& out, ReduceOp op) {
   require_device(in, "reduce_scatter");
-  check(ncclReduceScatter(in.raw(), out.raw(), size_t(out.numel()), nccl_type(in.dtype()), nccl_op(op), comm_, stream_), "reduce_scatter");
+  check(ncclReduceScatter(in.raw(), out.raw(), size_t(out.numel()), nccl_type(in.dtype()), nccl_op(op), live("reduce_scatter"), stream_), "reduce_scatter");
 }
 
 void NcclCommunicator::all_to_all(const Tensor& in, Tensor& out) {
   require_device(in, "all_to_all");
-  check(ncclAlltoAll(in.raw(), out.raw(), size_t(in.numel() / size_), nccl_type(in.dtype()), comm_, stream_), "all_to_all");
+  check(ncclAlltoAll(in.raw(), out.raw(), size_t(in.numel() / size_), nccl_type(in.dtype()), live("all_to_all"), stream_), "all_to_all");
 }
 
 void NcclCommunicator::gather(const Tensor& in, Tensor& out, int root) {
   require_device(in, "gather");
-  check(ncclGather(in.raw(), rank_ == root ? out.raw() : nullptr, size_t(in.numel()), nccl_type(in.dtype()), root, comm_, stream_), "gather");
+  check(ncclGather(in.raw(), rank_ == root ? out.raw() : nullptr, size_t(in.numel()), nccl_type(in.dtype()), root, live("gather"), stream_), "gather");
 }
 
 void NcclCommunicator::scatter(const Tensor& in, Tensor& out, int root) {
   require_device(out, "scatter");
-  check(ncclScatter(rank_ == root ? in.raw() : nullptr, out.raw(), size_t(out.numel()), nccl_type(out.dtype()), root, comm_, stream_), "scatter");
+  check(ncclScatter(rank_ == root ? in.raw() : nullptr, out.raw(), size_t(out.numel()), nccl_type(out.dtype()), root, live("scatter"), stream_), "scatter");
 }
 
 void NcclCommunicator::broadcast(Tensor& inout, int root) {
   require_device(inout, "broadcast");
-  check(ncclBroadcast(inout.raw(), inout.raw(), size_t(inout.numel()), nccl_type(inout.dtype()), root, comm_, stream_), "broadcast");
+  check(ncclBroadcast(inout.raw(), inout.raw(), size_t(inout.numel()), nccl_type(inout.dtype()), root, live("broadcast"), stream_), "broadcast");
 }
 
 void NcclCommunicator::barrier() {
   // NCCL has no barrier: a one-element all-reduce, then wait for it.
   void* p = nullptr;
   cuda_check(cudaMallocAsync(&p, 4, stream_), "cudaMallocAsync");
-  check(ncclAllReduce(p, p, 1, ncclFloat32, ncclSum, comm_, stream_), "barrier");
+  check(ncclAllReduce(p, p, 1, ncclFloat32, ncclSum, live("barrier"), stream_), "barrier");
   cudaFreeAsync(p, stream_);
   wait();
 }

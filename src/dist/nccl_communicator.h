@@ -23,7 +23,8 @@ class NcclCommunicator : public Communicator {
   // Every rank calls this; rank 0 makes the unique id and publishes it under `key`.
   static std::unique_ptr<NcclCommunicator> create(gloo::rendezvous::Store& store, int rank, int size, int device,
                                                   std::chrono::milliseconds timeout, const std::string& key = "nccl/world");
-  // Wrap a communicator the caller made (and keeps owning).
+  // Wrap a communicator the caller made (and keeps owning: the wrapper never
+  // finalizes or destroys it).
   static std::unique_ptr<NcclCommunicator> wrap(ncclComm_t comm, cudaStream_t stream);
   ~NcclCommunicator() override;
 
@@ -46,12 +47,16 @@ class NcclCommunicator : public Communicator {
 
   // Block until the stream's work is done, with the timeout and abort rules above.
   void wait();
-  // Abort the communicator (pending collectives return); it is unusable after.
+  // Abort the communicator (pending collectives return); it is unusable after:
+  // a later collective is an error saying so. A wrapped communicator is aborted
+  // too on a failure (never left hanging): its owner must not destroy it then.
   void abort();
+  bool aborted() const { return aborted_; }
 
  private:
   NcclCommunicator() = default;
   void check(ncclResult_t r, const char* what);
+  ncclComm_t live(const char* what) const;  // comm_, or an error once aborted
   void group_end(const char* what);
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;

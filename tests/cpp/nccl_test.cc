@@ -1,5 +1,9 @@
 // NCCL collectives on 2+ GPUs, captured in a CUDA graph and replayed, checked
 // against the host reference. Skips cleanly without 2 GPUs (CI has none).
+// On one GPU: a caller's own ncclComm_t wrapped (used, then still the
+// caller's to use and destroy); the timeout that aborts a communicator; and
+// a cuda engine's collectives host-staged over gloo for two ranks sharing the
+// GPU (NCCL refuses that), against the CPU engine over the same gloo ranks.
 #ifdef TESSERA_WITH_CUDA
 #include <cuda_runtime.h>
 #include <gloo/rendezvous/file_store.h>
@@ -7,12 +11,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <iostream>
 #include <cmath>
+#include <filesystem>
+#include <functional>
+#include <iostream>
 #include <random>
+#include <thread>
 
+#include "dist/gloo_communicator.h"
 #include "dist/nccl_communicator.h"
+#include "tessera/tessera.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -152,6 +160,192 @@ TEST(Nccl, CollectivesInCudaGraph) {
     waitpid(pids[size_t(r)], &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r;
   }
+  fs::remove_all(dir);
+}
+namespace {
+
+// Runs `body` in `ranks` forked children (CUDA is never initialised in this
+// process); each must return 0.
+void in_children(int ranks, const std::function<int(int)>& body) {
+  std::vector<pid_t> pids;
+  for (int r = 0; r < ranks; ++r) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int rc = 1;
+      try {
+        rc = body(r);
+      } catch (const std::exception& e) {
+        std::cerr << "rank " << r << ": " << e.what() << "\n";
+      }
+      _exit(rc);
+    }
+    pids.push_back(pid);
+  }
+  for (int r = 0; r < ranks; ++r) {
+    int status = 0;
+    waitpid(pids[size_t(r)], &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r;
+  }
+}
+
+std::string temp_dir(const std::string& tag) {
+  std::string dir = (fs::temp_directory_path() / ("tessera_" + tag + "_" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// y = Op(x) for one collective node.
+Graph one_collective(const std::string& op, const std::string& reduce, int64_t axis, int root, int world, const Shape& shape) {
+  Graph g;
+  Value* x = g.add_value("x", DType::f32, shape);
+  g.inputs.push_back(x);
+  Value* a = g.add_value("a", DType::f32, {});
+  Value* y = g.add_value("y", DType::f32, {});
+  g.add_node("Neg", "neg", {x}, {a});
+  Attributes attrs;
+  attrs.set("axis", axis);
+  attrs.set("group_size", int64_t(world));
+  attrs.set("reduce", reduce);
+  attrs.set("root", int64_t(root));
+  g.add_node(op, "coll", {a}, {y}, attrs);
+  g.outputs.push_back(y);
+  return g;
+}
+
+int wrapped_rank(int) {
+  if (cudaSetDevice(0) != cudaSuccess) return 1;
+  ncclComm_t raw = nullptr;
+  int dev = 0;
+  if (ncclCommInitAll(&raw, 1, &dev) != ncclSuccess) return 1;
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  int bad = 0;
+  const int64_t n = 4096;
+  Tensor x = host_input(3, 0, n);
+  {
+    std::shared_ptr<dist::NcclCommunicator> c = dist::NcclCommunicator::wrap(raw, s);
+    bad += c->rank() != 0 || c->size() != 1 || c->handle() != raw;
+    // Through the communicator: max over one rank is the input.
+    DeviceBuf in(DType::f32, {n}), out(DType::f32, {n});
+    cudaMemcpy(in.t.raw(), x.raw(), x.nbytes(), cudaMemcpyHostToDevice);
+    c->all_reduce(in.t, out.t, dist::ReduceOp::max);
+    c->wait();
+    Tensor h = fetch(out.t);
+    bad += std::memcmp(h.raw(), x.raw(), x.nbytes()) != 0;
+    // Through a cuda engine, its collectives on the wrapped communicator.
+    Settings st;
+    st.target = "cuda";
+    Engine e = Engine::build(one_collective("AllReduce", "sum", 0, 0, 1, {n}), st);
+    e.set_communicator(c);
+    for (int rep = 0; rep < 3; ++rep) {  // eager, captured, replayed
+      Tensor y = e.run({{"x", x}}).at("y");
+      for (int64_t i = 0; i < n; ++i) bad += y.data<float>()[i] != -x.data<float>()[i];
+    }
+  }  // engine and wrapper gone: the comm is still the caller's
+  DeviceBuf buf(DType::f32, {n});
+  cudaMemcpy(buf.t.raw(), x.raw(), x.nbytes(), cudaMemcpyHostToDevice);
+  bad += ncclAllReduce(buf.t.raw(), buf.t.raw(), size_t(n), ncclFloat32, ncclSum, raw, s) != ncclSuccess;
+  bad += cudaStreamSynchronize(s) != cudaSuccess;
+  ncclResult_t state = ncclInternalError;
+  ncclCommGetAsyncError(raw, &state);
+  bad += state != ncclSuccess;
+  Tensor h = fetch(buf.t);
+  bad += std::memcmp(h.raw(), x.raw(), x.nbytes()) != 0;
+  bad += ncclCommDestroy(raw) != ncclSuccess;
+  cudaStreamDestroy(s);
+  if (bad) std::cerr << "wrapped communicator: " << bad << " failures\n";
+  return bad ? 1 : 0;
+}
+
+// A stream that stays busy past the timeout: wait() aborts the communicator
+// and says so; a later collective is a clear error; teardown does not hang.
+int abort_rank(const std::string& dir) {
+  auto store = std::make_shared<gloo::rendezvous::FileStore>(dir);
+  auto c = dist::NcclCommunicator::create(*store, 0, 1, 0, std::chrono::seconds(20));
+  c->set_timeout(std::chrono::milliseconds(200));
+  int bad = 0;
+  auto sleeper = [](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); };
+  cudaLaunchHostFunc(c->stream(), sleeper, nullptr);
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    c->wait();
+    std::cerr << "wait() returned on a busy stream\n";
+    ++bad;
+  } catch (const Error& e) {
+    std::string m = e.what();
+    bad += m.find("timed out after 200 ms") == std::string::npos || m.find("nccl") == std::string::npos;
+    if (bad) std::cerr << "unexpected message: " << m << "\n";
+  }
+  bad += std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(1200);  // bounded by the timeout
+  bad += !c->aborted();
+  cudaStreamSynchronize(c->stream());
+  DeviceBuf buf(DType::f32, {16});
+  try {
+    c->all_reduce(buf.t, buf.t, dist::ReduceOp::sum);
+    ++bad;
+  } catch (const Error& e) {
+    bad += std::string(e.what()).find("aborted") == std::string::npos;
+  }
+  c.reset();  // an aborted communicator is not finalized again
+  return bad ? 1 : 0;
+}
+
+// Two ranks on GPU 0 over gloo: every collective, fused and as Start/Wait,
+// three runs each (eager, the one that would capture, a third), equal to the
+// CPU engine's answer over the same communicator.
+int staged_rank(const std::string& dir, int rank) {
+  const int world = 2;
+  const Shape shape = {4, 6, 8};
+  auto store = std::make_shared<gloo::rendezvous::FileStore>(dir);
+  std::shared_ptr<dist::Communicator> comm = dist::GlooCommunicator::create(store, rank, world, std::chrono::seconds(60));
+  struct Case { std::string op, reduce; int64_t axis; int root; };
+  std::vector<Case> cases = {{"AllReduce", "sum", 0, 0}, {"AllReduce", "max", 0, 0}, {"ReduceScatter", "avg", 1, 0},
+                             {"ReduceScatter", "sum", 0, 0}, {"AllGather", "sum", 1, 0}, {"AllGather", "sum", 0, 0},
+                             {"AllToAll", "sum", 2, 0}, {"RootGather", "sum", 1, 1}, {"RootScatter", "sum", 1, 1},
+                             {"Broadcast", "sum", 0, 1}};
+  Tensor x = host_input(11, rank, numel(shape)).reshaped(shape);
+  int bad = 0;
+  for (const Case& k : cases)
+    for (bool fuse : {true, false}) {
+      Settings cpu, gpu;
+      cpu.fuse_distributed_ops = gpu.fuse_distributed_ops = fuse;
+      gpu.target = "cuda";
+      Engine ref = Engine::build(one_collective(k.op, k.reduce, k.axis, k.root, world, shape), cpu);
+      Engine e = Engine::build(one_collective(k.op, k.reduce, k.axis, k.root, world, shape), gpu);
+      ref.set_communicator(comm);
+      e.set_communicator(comm);
+      Tensor want = ref.run({{"x", x}}).at("y");
+      for (int rep = 0; rep < 3; ++rep) {
+        Tensor got = e.run({{"x", x}}).at("y");
+        if (got.shape() != want.shape() || std::memcmp(got.raw(), want.raw(), want.nbytes()) != 0) {
+          std::cerr << "rank " << rank << ": " << k.op << " axis " << k.axis << (fuse ? " fused" : " start/wait") << " run " << rep
+                    << ": host-staged cuda result differs from the cpu engine's\n";
+          ++bad;
+        }
+      }
+    }
+  return bad ? 1 : 0;
+}
+
+}  // namespace
+
+TEST(Nccl, WrappedCommIsUsedAndLeftToTheCaller) {
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
+  in_children(1, wrapped_rank);
+}
+
+TEST(Nccl, WaitPastTheTimeoutAbortsTheCommunicator) {
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
+  std::string dir = temp_dir("nccl_abort");
+  in_children(1, [&](int) { return abort_rank(dir); });
+  fs::remove_all(dir);
+}
+
+TEST(Nccl, HostStagedGlooCollectivesOnOneGpuMatchCpu) {
+  if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
+  std::string dir = temp_dir("nccl_staged");
+  in_children(2, [&](int r) { return staged_rank(dir, r); });
   fs::remove_all(dir);
 }
 #endif

@@ -74,7 +74,7 @@ def test_bench_comm_gloo_prints_every_collective_and_size(world):
     assert f"[rank 0]: # tessera bench-comm: {world} ranks, backend gloo, float32" in lines, p.stdout
     rows = [ln.split()[2:] for ln in lines if ln.startswith("[rank 0]: ") and not ln.startswith("[rank 0]: #")]
     assert not [ln for ln in lines if not ln.startswith("[rank 0]: ")], "only rank 0 prints the table"
-    ops = ["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"]
+    ops = ["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "gather", "scatter", "broadcast"]
     assert [r[0] for r in rows] == [op for op in ops for _ in range(3)], p.stdout  # 8K, 16K, 32K each
     for op, size, us, algbw, busbw in rows:
         assert int(size) % (4 * world) == 0 and 8192 - 4 * world < int(size) <= 32768
@@ -83,6 +83,28 @@ def test_bench_comm_gloo_prints_every_collective_and_size(world):
         assert abs(algbw - int(size) / (us * 1e3)) <= 0.006  # printed with 2 decimals
         factor = 1.0 if op == "broadcast" else 2 * (world - 1) / world if op == "all_reduce" else (world - 1) / world
         assert abs(busbw - int(size) / (us * 1e3) * factor) <= 0.006  # nccl-tests' bus factors
+
+
+@pytest.mark.parametrize("op", ["gather", "scatter"])
+def test_bench_comm_gloo_rooted_collective_alone(op):
+    p = subprocess.run([BIN, "launch", "--nproc-per-node", "2", "--", BIN, "bench-comm", "--backend", "gloo", "--op", op,
+                        "--min-bytes", "8K", "--max-bytes", "8K", "--iters", "2", "--warmup", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = [ln.split()[2:] for ln in p.stdout.splitlines() if ln.startswith("[rank 0]: ") and not ln.startswith("[rank 0]: #")]
+    assert [r[:2] for r in rows] == [[op, "8192"]], p.stdout
+    assert abs(float(rows[0][4]) - float(rows[0][3]) / 2) <= 0.01  # bus factor (n-1)/n on 2 ranks (2 decimals each)
+
+
+def test_bench_comm_unknown_collective_is_one_error_before_rendezvous():
+    # No launcher, no store: the name is checked before any rank joins.
+    p = subprocess.run([BIN, "bench-comm", "--backend", "gloo", "--op", "all_reduce", "--op", "allgather"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("tessera: error:")]
+    assert len(errors) == 1, p.stderr
+    assert "--op 'allgather': unknown collective (expected all_reduce, all_gather, reduce_scatter, all_to_all, gather, scatter, " \
+           "broadcast)" in errors[0], errors[0]
 
 
 def rank_env(style, rank, world, port):

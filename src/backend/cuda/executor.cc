@@ -2,6 +2,8 @@
 // stream, captures each plan into a CUDA graph after its first run and
 // replays it after that. CPU-fallback steps run as host callbacks between
 // pinned copies, so they keep the stream's order and can be captured too.
+// A plan whose collectives are staged through the host (a gloo communicator:
+// the kernel synchronizes the stream) is never captured.
 #include "backend/cuda/executor.h"
 
 #include <iostream>
@@ -65,6 +67,20 @@ void CUDART_CB run_fallback(void* arg) {
   } catch (const std::exception& e) {
     s.fallback->error = e.what();
   }
+}
+
+// True when a collective step of `p` would run over a communicator that is
+// not NCCL: kernels/collectives.cc then stages it through the host, which
+// synchronizes the stream and so cannot be captured in a CUDA graph.
+bool host_staged_collectives(const Plan& p, const cpu::Communicators* comms) {
+  if (!comms) return false;
+  for (const Step& s : p.steps) {
+    const OpSchema* schema = OpRegistry::find(s.node->op);
+    if (!s.fn || !schema || !schema->collective) continue;
+    dist::Communicator& c = comms->get(s.node->attrs.get_string("group", ""), *s.node);
+    if (!dynamic_cast<dist::NcclCommunicator*>(&c)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -235,7 +251,7 @@ struct Executor::Impl {
       // The first run is eager and makes the kernels' states; the second
       // captures the graph that it and later runs replay (a shape seen once,
       // like a prompt's prefill, is never captured).
-      if (!p.graph && p.ran && opt.cuda_graph && !p.capture_tried) {
+      if (!p.graph && p.ran && opt.cuda_graph && !p.capture_tried && !host_staged_collectives(p, comms)) {
         p.capture_tried = true;
         capture(p, comms);
       }

@@ -1,7 +1,9 @@
 // The CUDA backend's kernel table: one entry per op, keyed by the op name of
 // the IR registry (the same names as the CPU table). A kernel enqueues work on
 // `ctx.stream()` and nothing else: no allocation, no synchronisation, no host
-// reads of device data, so every run can be captured in a CUDA graph.
+// reads of device data, so every run can be captured in a CUDA graph. (The one
+// exception: a collective over a non-NCCL communicator is staged through the
+// host, and the executor never captures a plan holding one.)
 //
 // Output buffers are allocated by the executor's memory plan before the
 // kernel runs (shapes come from the op's inference). Work a kernel wants to do

@@ -4,10 +4,22 @@
 // (2-D async copies into scratch) around the call, as on the CPU backend.
 // XStart issues its collective at once on the stream and CollectiveWait is a
 // view of it: the stream orders them (no overlap with compute yet).
+//
+// A group whose communicator is not NCCL (gloo: NCCL absent, or refused, as
+// for two ranks on one GPU) is staged through the host instead: synchronize
+// the stream, copy the input to pinned host memory, run the CPU backend's own
+// collective (backend/host_collectives.cc, so the same answer), copy the
+// result back on the stream. It synchronizes, so the executor never captures
+// a plan holding such a node (executor.cc, host_staged_collectives).
 #include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <iostream>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_registry.h"
+#include "backend/host_collectives.h"
 #include "dist/nccl_communicator.h"
 
 namespace tessera::cuda {
@@ -45,11 +57,51 @@ Tensor scratch_like(const KernelContext& ctx, const Tensor& t, int slot) {
   return Tensor::view(t.dtype(), {t.numel()}, base + size_t(slot) * ((t.nbytes() + 255) / 256 * 256), nullptr, Device::cuda);
 }
 
+// Pinned host copies of one node's input and output, made on its first
+// host-staged run and kept with the plan (its shapes are fixed).
+struct Staging {
+  Tensor in, out;
+  ~Staging() {
+    if (in.raw()) cudaFreeHost(in.raw());
+    if (out.raw()) cudaFreeHost(out.raw());
+  }
+};
+
+Tensor pinned_like(const Tensor& t) {
+  void* p = nullptr;
+  TSR_CUDA(cudaMallocHost(&p, std::max<size_t>(t.nbytes(), 1)));
+  return Tensor::view(t.dtype(), t.shape(), p, nullptr);
+}
+
+// Once per process, whichever group comes first: the job is slower, not wrong.
+void warn_host_staged(const std::string& group, const std::string& backend) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  std::cerr << "tessera: warning: [cuda] collectives: NCCL unavailable for group '" << (group.empty() ? "world" : group)
+            << "'; using host-staged " << backend << " (slower)\n";
+}
+
+void host_staged(KernelContext& ctx, const std::string& op, dist::Communicator& comm) {
+  const Node& n = ctx.node();
+  warn_host_staged(n.attrs.get_string("group", ""), comm.backend());
+  const Tensor& in = ctx.input(0);
+  Tensor& out = ctx.output(0);
+  Staging& st = ctx.state<Staging>();
+  if (!st.in.raw()) st.in = pinned_like(in), st.out = pinned_like(out);
+  if (in.nbytes()) TSR_CUDA(cudaMemcpyAsync(st.in.raw(), in.raw(), in.nbytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+  TSR_CUDA(cudaStreamSynchronize(ctx.stream()));
+  run_host_collective(op, n, comm, st.in, st.out);
+  // Pinned source: the copy is asynchronous; the next run's synchronize (or
+  // the executor's) orders it before st.out is written again.
+  if (out.nbytes()) TSR_CUDA(cudaMemcpyAsync(out.raw(), st.out.raw(), out.nbytes(), cudaMemcpyHostToDevice, ctx.stream()));
+}
+
 void k_collective(KernelContext& ctx) {
   const Node& n = ctx.node();
   std::string op = n.op.ends_with("Start") ? n.op.substr(0, n.op.size() - 5) : n.op;
-  auto* comm = dynamic_cast<dist::NcclCommunicator*>(&ctx.comm(n.attrs.get_string("group", "")));
-  if (!comm) ctx.error("a cuda engine runs its collectives over NCCL; this run was given a ", ctx.comm("").backend(), " communicator");
+  dist::Communicator& any = ctx.comm(n.attrs.get_string("group", ""));
+  auto* comm = dynamic_cast<dist::NcclCommunicator*>(&any);
+  if (!comm) return host_staged(ctx, op, any);
   comm->set_stream(ctx.stream());
   const Tensor& in = ctx.input(0);
   Tensor& out = ctx.output(0);
