@@ -44,6 +44,13 @@ struct Ctx {
   // (KV block and repeat block), valid only once they are merged into heads.
   std::set<const Value*> joint;
   std::map<std::tuple<const Value*, int64_t, int64_t>, Value*> sliced;  // (constant, dim, parts) → this rank's block, made once
+  // Sequence mode: the shard is a dim of a whole-feature activation (Shard(1)
+  // after a reduce-scatter or in a sequence_parallel module); replicated
+  // activations it meets are sliced locally, and `features` (values the
+  // feature propagation sharded) may not be met.
+  bool seq = false;
+  std::unordered_map<const Value*, int64_t> features;
+  std::map<std::pair<const Value*, int64_t>, Value*> local;  // (replicated activation, dim) → this rank's block
   int64_t parts_of(const Value* v) const {
     auto it = parts.find(v);
     return it == parts.end() ? degree : it->second;
@@ -58,9 +65,14 @@ struct Placement {
   bool joint = false;
 };
 
+// `from` says where the shard began: "colwise 'mlp.fc1'" (features), or a
+// rowwise output / sequence_parallel module (sequence, Shard(1)).
 [[noreturn]] void cannot(const Node& n, const std::string& from, const std::string& why) {
-  fail(ErrorKind::InvalidArgument, "node '", n.name, "' (", n.op, ") reads an activation sharded by the plan (from colwise '", from,
-       "'): ", why, "; tessera cannot prove this op correct on a shard: end the sharded region with a rowwise layer first, or change the plan");
+  bool features = from.starts_with("colwise ");
+  fail(ErrorKind::InvalidArgument, "node '", n.name, "' (", n.op, ") reads an activation sharded by the plan (from ", from, "): ", why,
+       "; tessera cannot prove this op correct on a shard: ",
+       features ? "end the sharded region with a rowwise layer first, or change the plan"
+                : "end the sequence-sharded region with a colwise layer with input_layouts=Shard(1), or change the plan");
 }
 
 int64_t product(const Shape& s, size_t end) {
@@ -98,6 +110,33 @@ void slice_constant(Ctx& c, Node& n, size_t slot, int64_t at, const std::string&
   Value*& copy = c.sliced[{v, at, p}];
   if (!copy) copy = c.g.add_constant(c.g.unique_name(v->name + ".shard"), chunk(*v->constant, at, c.block(p), int(p), "constant '" + v->name + "'"));
   n.inputs[slot] = copy;
+}
+
+// Sequence mode: replace activation input `slot` of `n`, replicated on every
+// rank, with this rank's block of it along `at` — a local Slice, as DTensor
+// redistributes Replicate() to Shard(d) without communication.
+void localize(Ctx& c, Node& n, size_t slot, int64_t at, const std::string& from) {
+  Value* v = n.inputs[slot];
+  if (!v->rank_known || at >= int64_t(v->shape.size()) || v->shape[size_t(at)] < 0)
+    cannot(n, from, "'" + v->name + "' has an unknown extent along dim " + std::to_string(at) + " (use static shapes, or --shape)");
+  int64_t ext = v->shape[size_t(at)];
+  if (ext % c.degree)
+    fail(ErrorKind::InvalidArgument, "node '", n.name, "' (", n.op, ", ", from, "): dim ", at, " of '", v->name, "' (", ext,
+         ") does not divide by the TP degree ", c.degree, ": sequence parallelism needs the sequence length to divide by the ranks");
+  Value*& out = c.local[{v, at}];
+  if (!out) {
+    int64_t len = ext / c.degree;
+    std::string base = v->name + ".seq_shard";
+    out = c.g.add_value(c.g.unique_name(base), v->dtype, v->shape);  // global shape, as the propagation reads them
+    out->rank_known = true;
+    Value* starts = c.g.add_constant(c.g.unique_name(base + ".starts"), Tensor::vector_i64({c.rank * len}));
+    Value* ends = c.g.add_constant(c.g.unique_name(base + ".ends"), Tensor::vector_i64({(c.rank + 1) * len}));
+    Value* axes = c.g.add_constant(c.g.unique_name(base + ".axes"), Tensor::vector_i64({at}));
+    c.g.add_node("Slice", c.g.unique_name(n.name + "/seq_shard"), {v, starts, ends, axes}, {out});
+    c.dim[out] = at;
+    c.from[out] = from;
+  }
+  n.inputs[slot] = out;
 }
 
 // The output dim that a sharded input dim `d` maps to, or -1 if none can be proven.
@@ -153,6 +192,8 @@ Placement propagate_node(Ctx& c, Node& n, Value* in, int64_t d, const std::strin
       int64_t r = int64_t(other->shape.size()), at = od - (out_rank - r);
       if (!other->rank_known || at < 0 || other->shape[size_t(at)] == 1) continue;
       if (other->constant && other->shape[size_t(at)] == in->shape[size_t(d)]) slice_constant(c, n, slot, at, from, p);
+      else if (c.seq && !other->constant && !c.features.count(other) && other->shape[size_t(at)] == in->shape[size_t(d)])
+        localize(c, n, slot, at, from);  // a replicated activation (the residual before the first shard): this rank's block
       else cannot(n, from, "operand '" + other->name + "' is not sharded but spans the sharded dim");
     }
     for (Value* other : n.inputs)
@@ -209,6 +250,40 @@ Placement propagate_node(Ctx& c, Node& n, Value* in, int64_t d, const std::strin
       }
     }
     return {od, p};
+  }
+  if (c.seq && (n.op == "MatMul" || n.op == "Gemm")) {
+    // A layer the plan leaves whole, on rows of its input: [.., T/N, C] @ W[C, F] is this rank's rows of the output.
+    Value* a = n.input(0);
+    Value* b = n.input(1);
+    int64_t ra = int64_t(a->shape.size());
+    if (a != in || c.dim.count(b) || c.features.count(b)) cannot(n, from, "its weight operand is sharded");
+    if (!b->rank_known || b->shape.size() > 2) cannot(n, from, "its second operand is not a 2-D weight");
+    if (d >= ra - 1) cannot(n, from, "it contracts the sharded dim");
+    if (n.op == "Gemm") {
+      Value* bias = n.input(2);
+      if (n.attrs.get_int("transA", 0)) cannot(n, from, "transA reads the sharded dim as the contraction");
+      if (bias && (c.dim.count(bias) || (bias->rank_known && bias->shape.size() == 2 && bias->shape[0] != 1)))
+        cannot(n, from, "its bias spans the sharded rows");
+    }
+    return {d + (out_rank - ra), p};
+  }
+  if (c.seq && n.op.starts_with("Reduce")) {
+    if (n.input(1) && !n.input(1)->constant) cannot(n, from, "its axes are not constant");
+    std::vector<int64_t> axes = n.input(1) ? n.input(1)->constant->to_i64_vector() : n.attrs.get_ints("axes", {});
+    if (axes.empty() && !n.attrs.get_int("noop_with_empty_axes", 0)) cannot(n, from, "it reduces over every dim, the sharded one included");
+    int64_t od = d;
+    for (int64_t a : axes) {
+      a = a < 0 ? a + in_rank : a;
+      if (a == d) cannot(n, from, "it reduces along the sharded dim");
+      if (a < d && !n.attrs.get_int("keepdims", 1)) --od;
+    }
+    return {od, p};
+  }
+  if (c.seq && (n.op == "LayerNormalization" || n.op == "RMSNormalization")) {
+    int64_t axis = n.attrs.get_int("axis", -1);
+    if ((axis < 0 ? axis + in_rank : axis) <= d) cannot(n, from, "it normalises over the sharded dim");
+    if (n.input(0) != in) cannot(n, from, "its scale or bias is sharded");
+    return {d, p};
   }
   if (n.op == "MatMul") {
     // Attention: both operands sharded along the same batch (head) dim.
@@ -285,12 +360,14 @@ int64_t colwise_parts(const Graph& g, const Value* v, int degree, const std::str
        "then replicated over ranks) be a multiple of it");
 }
 
-void propagate_shards(Graph& g, int rank, int degree, const std::unordered_map<const Value*, std::string>& seeds,
-                      const std::set<const Node*>& stops, bool dry_run, const std::unordered_map<const Value*, int64_t>& parts) {
+std::unordered_map<const Value*, int64_t> propagate_shards(Graph& g, int rank, int degree,
+                                                           const std::unordered_map<const Value*, std::string>& seeds,
+                                                           const std::set<const Node*>& stops, bool dry_run,
+                                                           const std::unordered_map<const Value*, int64_t>& parts) {
   Ctx c{g, rank, degree, dry_run, {}, {}, {}, {}, {}};
   for (auto& [v, name] : seeds) {
     c.dim[v] = int64_t(v->shape.size()) - 1;
-    c.from[v] = name;
+    c.from[v] = "colwise '" + name + "'";
   }
   for (auto& [v, p] : parts)
     if (p != degree) c.parts[v] = p;
@@ -314,8 +391,66 @@ void propagate_shards(Graph& g, int rank, int degree, const std::unordered_map<c
   }
   for (const Value* o : g.outputs)
     if (c.dim.count(o))
-      fail(ErrorKind::InvalidArgument, "graph output '", o->name, "' would hold only this rank's shard (sharded by colwise '", c.from[o],
-           "'); end the region with a rowwise layer or give the colwise layer output_layouts=Replicate()");
+      fail(ErrorKind::InvalidArgument, "graph output '", o->name, "' would hold only this rank's shard (sharded by ", c.from[o],
+           "); end the region with a rowwise layer or give the colwise layer output_layouts=Replicate()");
+  return c.dim;
+}
+
+std::unordered_map<const Value*, int64_t> propagate_sequence_shards(Graph& g, int rank, int degree, const SequenceSeeds& seeds,
+                                                                    const std::map<const Node*, std::string>& modules,
+                                                                    const std::map<const Node*, std::string>& planned,
+                                                                    const std::unordered_map<const Value*, int64_t>& features) {
+  Ctx c{g, rank, degree, false, {}, {}, {}, {}, {}};
+  c.seq = true;
+  c.features = features;
+  for (auto& [v, s] : seeds) c.dim[v] = s.first, c.from[v] = s.second;
+  std::set<const Node*> ran;
+  // Index loop: localize() appends Slice nodes (visited at the end, reading replicated values: skipped).
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    Node& n = *g.mutable_nodes()[i];
+    if (auto m = modules.find(&n); m != modules.end()) {
+      // A sequence_parallel module runs on Shard(1): an input from outside it that is replicated is sliced locally.
+      std::string from = "sequence_parallel '" + m->second + "'";
+      for (size_t slot = 0; slot < n.inputs.size(); ++slot) {
+        Value* x = n.inputs[slot];
+        if (!x || x->constant || (x->producer && modules.count(x->producer))) continue;
+        if (c.features.count(x)) cannot(n, from, "its input '" + x->name + "' is sharded along its features (a colwise output), not the sequence");
+        if (auto it = c.dim.find(x); it != c.dim.end()) {
+          if (it->second != 1)
+            cannot(n, from, "its input '" + x->name + "' is sharded along dim " + std::to_string(it->second) + ", not the sequence (Shard(1))");
+          continue;
+        }
+        localize(c, n, slot, 1, from);
+      }
+    }
+    Value* in = nullptr;
+    for (Value* x : n.inputs)
+      if (x && c.dim.count(x)) { in = x; break; }
+    if (!in) continue;
+    ran.insert(&n);
+    int64_t d = c.dim[in];
+    if (n.op == "AllGather") {  // colwise input_layouts=Shard(d): the region ends
+      int64_t axis = n.attrs.get_int("axis", 0), r = int64_t(in->shape.size());
+      if ((axis < 0 ? axis + r : axis) != d)
+        cannot(n, c.from[in], "it gathers dim " + std::to_string(axis) + " of an activation sharded along dim " + std::to_string(d));
+      continue;
+    }
+    if (auto p = planned.find(&n); p != planned.end())
+      cannot(n, c.from[in], "the plan's " + p->second + " reads an activation sharded along dim " + std::to_string(d) +
+                                (p->second.starts_with("colwise") ? "; give it input_layouts=Shard(" + std::to_string(d) + ")" : ""));
+    if (n.op == "AllReduce" || n.op == "ReduceScatter" || n.op == "AllToAll") cannot(n, c.from[in], "a collective the plan did not make reads it");
+    if (n.outputs.size() != 1 && n.op != "LayerNormalization") cannot(n, c.from[in], "it has several outputs");
+    Placement at = propagate_node(c, n, in, d, c.from[in]);
+    for (Value* o : n.outputs)
+      if (o) c.dim[o] = at.dim, c.from[o] = c.from[in];
+  }
+  for (auto& [n, path] : modules)
+    if (!ran.count(n))
+      for (Value* x : n->inputs)
+        if (x && !x->constant)
+          fail(ErrorKind::InvalidArgument, "node '", n->name, "' (", n->op, ") of sequence_parallel module '", path,
+               "' does not run on the sequence shard (its input '", x->name, "' is not sharded along the sequence)");
+  return c.dim;
 }
 
 }  // namespace tessera::parallel

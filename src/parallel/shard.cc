@@ -1,6 +1,7 @@
 #include "parallel/shard.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -117,9 +118,15 @@ Node* insert_collective(Graph& g, const std::string& op, Value* in, Value* out, 
   return g.add_node(op, g.unique_name(name), {in}, {out}, a);
 }
 
-// Give the value read by `user` at `slot` a collective in front: user reads the new value.
+// Give the value read by `user` at `slot` a collective in front: user reads the
+// new value. Layers reading the same value (q/k/v_proj) share one collective.
 void collective_before(Graph& g, Node& user, size_t slot, const std::string& op, int64_t axis, const ShardOptions& opt) {
   Value* in = user.inputs[slot];
+  for (auto& c : g.nodes())
+    if (c->op == op && c->input(0) == in && c->attrs.get_int("axis", 0) == axis && c->attrs.get_int("group_size", 0) == opt.degree) {
+      user.inputs[slot] = c->outputs[0];
+      return;
+    }
   Value* out = g.add_value(g.unique_name(in->name + "." + op), in->dtype, {});
   out->rank_known = false;
   insert_collective(g, op, in, out, opt, axis, user.name + "/" + op);
@@ -154,15 +161,18 @@ void shard_graph_input(Graph& g, Value* v, int64_t dim, const ShardOptions& opt,
 }
 
 // Apply one matched entry; returns the value that carries Shard(-1) (colwise) or null,
-// and in `parts` how many blocks it is cut into (see colwise_parts).
-Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt, int64_t& parts) {
+// and in `parts` how many blocks it is cut into (see colwise_parts); a rowwise
+// layer with output_layouts=Shard(d) gives its reduce-scattered output in `scattered`.
+Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt, int64_t& parts, Value*& scattered) {
   std::string who = "node '" + l.node->name + "' (" + l.path + ", " + style_name(e.style) + ")";
   Node& n = *l.node;
   int in_dim = 1 - l.out_dim;
   parts = opt.degree;
   if (e.style == Style::colwise) {
     // Output left sharded: fewer heads than ranks (GQA's KV heads) keep this rank's head whole.
-    if (!(e.output_layout && !e.output_layout->sharded)) parts = colwise_parts(g, l.output(), opt.degree, l.path);
+    // (A weight that does not divide by the degree is refused by chunk() below, naming the layer.)
+    if (!(e.output_layout && !e.output_layout->sharded) && l.weight->constant->dim(l.out_dim) % opt.degree == 0)
+      parts = colwise_parts(g, l.output(), opt.degree, l.path);
     int block = int(opt.rank / (opt.degree / parts));
     Value*& wslot = n.inputs[1]->constant ? n.inputs[1] : n.inputs[1]->producer->inputs[0];
     Node& wuser = n.inputs[1]->constant ? n : *n.inputs[1]->producer;
@@ -198,7 +208,16 @@ Value* apply(Graph& g, Linear& l, const PlanEntry& e, const ShardOptions& opt, i
       g.add_node("Add", g.unique_name(n.name + "/bias"), {unbiased, bias}, {partial});
       partial = unbiased;
     }
+    if (scatter && partial->rank_known) {
+      int64_t r = int64_t(partial->shape.size()), d = e.output_layout->dim < 0 ? e.output_layout->dim + r : e.output_layout->dim;
+      if (d < 0 || d >= r) fail(ErrorKind::InvalidArgument, who, ": output_layouts ", e.output_layout->str(), " names no dim of its ", r, "-D output");
+      int64_t ext = partial->shape[size_t(d)];
+      if (ext > 0 && ext % opt.degree)
+        fail(ErrorKind::InvalidArgument, who, ": output_layouts ", e.output_layout->str(), ": dim ", d, " of its output (", ext,
+             ") does not divide by the TP degree ", opt.degree);
+    }
     collective_after(g, partial, op, scatter ? e.output_layout->dim : 0, opt, n.name + "/" + op);
+    if (scatter) scattered = partial;
     return nullptr;
   }
   return nullptr;  // replicate: every rank holds the whole layer
@@ -222,7 +241,8 @@ Value* add_tmp(Graph& g, const std::string& name, DType t) {
 // Vocab-parallel embedding (DTensor's RowwiseParallel on nn.Embedding): this
 // rank holds rows [lo, lo + V/N); ids outside it look up row 0 and are zeroed,
 // and an all-reduce sums the ranks' rows back into every rank.
-void shard_embedding_rows(Graph& g, Node& n, const ShardOptions& opt, const std::string& who) {
+// With `scatter_dim` >= 0 (output_layouts=Shard(d)) a reduce-scatter along it instead.
+void shard_embedding_rows(Graph& g, Node& n, const ShardOptions& opt, const std::string& who, int64_t scatter_dim = -1) {
   Value* w = n.inputs[0];
   Value* ids = n.inputs[1];
   int64_t vocab = w->constant->dim(0), rows = vocab / opt.degree;
@@ -247,7 +267,8 @@ void shard_embedding_rows(Graph& g, Node& n, const ShardOptions& opt, const std:
   Value* rows_out = detach(g, out, ".local_rows");
   Value* zeroed = add_tmp(g, base + ".zeroed", out->dtype);
   g.add_node("Where", g.unique_name(base + "/WhereRows"), {mask, add_scalar(g, base + ".zero", out->dtype, 0), rows_out}, {zeroed});
-  insert_collective(g, "AllReduce", zeroed, out, opt, 0, base + "/AllReduce");
+  if (scatter_dim < 0) insert_collective(g, "AllReduce", zeroed, out, opt, 0, base + "/AllReduce");
+  else insert_collective(g, "ReduceScatter", zeroed, out, opt, scatter_dim, base + "/ReduceScatter");
 }
 
 struct Embedding {
@@ -283,37 +304,94 @@ void apply_tp_plan(Graph& g, const Plan& plan, const ShardOptions& opt) {
   std::set<const PlanEntry*> used;
   std::unordered_map<const Value*, std::string> seeds;
   std::set<const Node*> rowwise;
+  SequenceSeeds seq_seeds;
   for (Embedding& emb : find_embeddings(g)) {
     const PlanEntry* e = plan.match(emb.names);
     if (!e) continue;
     used.insert(e);
     std::string who = "node '" + emb.node->name + "' (" + emb.path + ", embedding " + style_name(e->style) + ")";
+    if (e->style == Style::sequence_parallel)
+      fail(ErrorKind::InvalidArgument, who, ": sequence_parallel applies to norm and dropout modules, not an embedding (use rowwise with output_layouts=Shard(1))");
     if (e->style == Style::rowwise) {
-      if (e->output_layout && e->output_layout->sharded) fail(ErrorKind::Unsupported, who, ": output_layouts ", e->output_layout->str(), " (Replicate() only)");
-      shard_embedding_rows(g, *emb.node, opt, who);
+      Value* out = emb.node->outputs[0];
+      if (e->output_layout && e->output_layout->sharded) {  // Shard(1): reduce-scatter the rows over the sequence
+        int64_t r = int64_t(out->shape.size()), d = e->output_layout->dim < 0 ? e->output_layout->dim + r : e->output_layout->dim;
+        if (!out->rank_known || d < 0 || d >= r - 1)
+          fail(ErrorKind::Unsupported, who, ": output_layouts ", e->output_layout->str(), " (Replicate(), or Shard(d) of a dim before the embedding's)");
+        if (out->shape[size_t(d)] > 0 && out->shape[size_t(d)] % opt.degree)
+          fail(ErrorKind::InvalidArgument, who, ": output_layouts ", e->output_layout->str(), ": dim ", d, " of its output (", out->shape[size_t(d)],
+               ") does not divide by the TP degree ", opt.degree);
+        shard_embedding_rows(g, *emb.node, opt, who, d);
+        seq_seeds[out] = {d, "rowwise '" + emb.path + "' output " + e->output_layout->str()};
+      } else {
+        shard_embedding_rows(g, *emb.node, opt, who);
+      }
     } else if (e->style == Style::colwise) {  // embedding dim split: output Shard(-1)
       set_sliced(g, *emb.node, emb.node->inputs[0], chunk(*emb.node->inputs[0]->constant, 1, opt.rank, opt.degree, who));
       seeds[emb.node->outputs[0]] = emb.path;
     }
   }
   std::unordered_map<const Value*, int64_t> parts;
+  std::map<const Node*, std::string> planned;  // colwise/rowwise layers: a sequence shard may not reach them
+  std::vector<std::pair<Node*, std::string>> gathered;  // colwise layers with input_layouts=Shard(d)
   for (Linear& l : sites) {
     const PlanEntry* e = plan.match(l.names);
     if (!e) continue;
     used.insert(e);
+    if (e->style == Style::sequence_parallel)
+      fail(ErrorKind::InvalidArgument, "plan entry '", e->pattern, "': sequence_parallel applies to norm and dropout modules (Shard(1) in and out), "
+           "but '", l.path, "' is a linear layer (node '", l.node->name, "'): use colwise or rowwise with input_layouts/output_layouts=Shard(1)");
     if (e->style == Style::rowwise) rowwise.insert(l.node);
+    if (e->style != Style::replicate) planned[l.node] = std::string(style_name(e->style)) + " '" + l.path + "'";
+    if (e->style == Style::colwise && e->input_layout && e->input_layout->sharded) gathered.push_back({l.node, l.path});
     int64_t p = opt.degree;
-    if (Value* v = apply(g, l, *e, opt, p)) seeds[v] = l.path, parts[v] = p;
+    Value* scattered = nullptr;
+    if (Value* v = apply(g, l, *e, opt, p, scattered)) seeds[v] = l.path, parts[v] = p;
+    if (scattered) {
+      int64_t r = int64_t(scattered->shape.size());
+      seq_seeds[scattered] = {e->output_layout->dim < 0 ? e->output_layout->dim + r : e->output_layout->dim,
+                              "rowwise '" + l.path + "' output " + e->output_layout->str()};
+    }
+  }
+  // sequence_parallel modules: the nodes (other than linear layers) whose module path matches.
+  std::map<const Node*, std::string> modules;
+  std::set<const Node*> linear_nodes;
+  for (Linear& l : sites) linear_nodes.insert(l.node);
+  for (auto& n : g.nodes()) {
+    if (linear_nodes.count(n.get()) || n->op == "AllGather" || n->op == "AllReduce" || n->op == "ReduceScatter") continue;
+    std::vector<std::string> names;
+    if (!n->scope.empty()) names.push_back(n->scope);
+    if (std::string p = path_from_node_name(n->name); !p.empty()) names.push_back(p);
+    const PlanEntry* e = plan.match(names);
+    if (!e || e->style != Style::sequence_parallel) continue;
+    used.insert(e);
+    modules[n.get()] = names.front();
   }
   for (const PlanEntry& e : plan.entries)
     if (!used.count(&e)) {
       std::string names;
       for (size_t i = 0; i < sites.size() && i < 8; ++i) names += (i ? ", " : "") + sites[i].path;
-      fail(ErrorKind::InvalidArgument, "plan entry '", e.pattern, "' matches no linear layer of the model (its linear layers: ",
+      fail(ErrorKind::InvalidArgument, "plan entry '", e.pattern, "' matches no ",
+           e.style == Style::sequence_parallel ? "module" : "linear layer", " of the model (its linear layers: ",
            names.empty() ? "none" : names, sites.size() > 8 ? ", ..." : "", ")");
     }
   g.toposort();
-  propagate_shards(g, opt.rank, opt.degree, seeds, rowwise, /*dry_run=*/false, parts);
+  auto features = propagate_shards(g, opt.rank, opt.degree, seeds, rowwise, /*dry_run=*/false, parts);
+  if (seq_seeds.empty() && modules.empty() && gathered.empty()) return;
+  auto seq = propagate_sequence_shards(g, opt.rank, opt.degree, seq_seeds, modules, planned, features);
+  g.toposort();
+  // colwise with input_layouts=Shard(d) gathers a sharded input: a graph input (each rank feeds its block) or
+  // an activation the plan sharded along d; gathering a replicated one would repeat it.
+  for (auto& [node, path] : gathered) {
+    Node* ag = node->inputs[0]->producer;
+    if (!ag || ag->op != "AllGather") continue;
+    Value* x = ag->inputs[0];
+    bool input = std::find(g.inputs.begin(), g.inputs.end(), x) != g.inputs.end();
+    if (!input && !seq.count(x))
+      fail(ErrorKind::InvalidArgument, "node '", node->name, "' (", path, ", colwise): input_layouts=Shard(", ag->attrs.get_int("axis", 0),
+           ") but its input '", x->name, "' is replicated, not sharded: put a rowwise layer with output_layouts=Shard(d) or a "
+           "sequence_parallel module before it, or drop input_layouts");
+  }
 }
 
 }  // namespace tessera::parallel

@@ -10,6 +10,10 @@
 //   rowwise                 W split along its input features; partial sums then
 //     output Replicate()       all-reduce (default), then the bias
 //     output_layouts=Shard(d)  reduce-scatter along d, then the bias
+//   sequence_parallel       a norm/dropout module runs on Shard(1) (its replicated inputs
+//                           sliced locally); see propagate_sequence_shards
+//   Embeddings (Gather of a weight): rowwise is vocab-parallel (all-reduce, or
+//   reduce-scatter with output_layouts=Shard(d)); colwise splits the embedding dim.
 #pragma once
 #include <string>
 

@@ -23,6 +23,7 @@ const char* style_name(Style s) {
   switch (s) {
     case Style::colwise: return "colwise";
     case Style::rowwise: return "rowwise";
+    case Style::sequence_parallel: return "sequence_parallel";
     case Style::replicate: return "replicate";
   }
   return "?";
@@ -33,9 +34,8 @@ Style parse_style(const std::string& s, const std::string& where) {
   if (s == "colwise" || s == "ColwiseParallel") return Style::colwise;
   if (s == "rowwise" || s == "RowwiseParallel") return Style::rowwise;
   if (s == "replicate") return Style::replicate;
-  if (s == "sequence_parallel" || s == "SequenceParallel")
-    fail(ErrorKind::Unsupported, where, ": style sequence_parallel is not supported yet (colwise, rowwise, replicate)");
-  fail(ErrorKind::InvalidArgument, where, ": unknown style '", s, "' (colwise, rowwise, replicate)");
+  if (s == "sequence_parallel" || s == "SequenceParallel") return Style::sequence_parallel;
+  fail(ErrorKind::InvalidArgument, where, ": unknown style '", s, "' (colwise, rowwise, sequence_parallel, replicate)");
 }
 
 PlanEntry parse_entry(const std::string& pattern, const json& v, const std::string& source) {
@@ -56,6 +56,10 @@ PlanEntry parse_entry(const std::string& pattern, const json& v, const std::stri
   if (v.contains("use_local_output")) e.use_local_output = v["use_local_output"].get<bool>();
   if (!e.use_local_output)
     fail(ErrorKind::Unsupported, where, ": use_local_output=false has no meaning here (engines hold each rank's local tensors)");
+  if (e.style == Style::sequence_parallel)
+    for (const auto& l : {e.input_layout, e.output_layout})
+      if (l && !(l->sharded && l->dim == 1))
+        fail(ErrorKind::Unsupported, where, ": sequence_parallel runs on the sequence dim: its layouts are Shard(1), not ", l->str());
   return e;
 }
 }  // namespace

@@ -16,7 +16,9 @@
 
 namespace tessera::parallel {
 
-enum class Style { colwise, rowwise, replicate };
+// sequence_parallel: DTensor's SequenceParallel on a norm or dropout module —
+// it runs on its input sharded along the sequence, Shard(1), and gives Shard(1).
+enum class Style { colwise, rowwise, sequence_parallel, replicate };
 
 // Shard(d) or Replicate().
 struct Layout {

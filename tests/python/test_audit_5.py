@@ -6,8 +6,8 @@
   rank feeds and gets its own rows/columns, equal to the single-rank run;
 * each rank's engine holds only its shard of the weights;
 * the `replicate` style, the DTensor class names (ColwiseParallel,
-  RowwiseParallel), use_local_output, and the styles refused with a reason
-  (sequence_parallel, use_local_output=false);
+  RowwiseParallel), use_local_output, and the settings refused with a reason
+  (sequence_parallel layouts other than Shard(1), use_local_output=false);
 * module names with a layer index (`layers.0.mlp.gate_proj`, as PyTorch
   exports them) select that layer only;
 * the Llama fixtures on 4 ranks (hand-written MLP plan and --plan auto, which
@@ -152,8 +152,8 @@ def test_dtensor_class_names_and_use_local_output(tmp_path):
 
 
 @pytest.mark.parametrize("plan, message", [
-    ({"fc1": "sequence_parallel"}, "style sequence_parallel is not supported yet"),
-    ({"fc1": "SequenceParallel"}, "style sequence_parallel is not supported yet"),
+    ({"fc1": {"style": "sequence_parallel", "input_layouts": "Shard(0)"}}, "its layouts are Shard(1), not Shard(0)"),
+    ({"fc1": {"style": "SequenceParallel", "output_layouts": "Replicate()"}}, "its layouts are Shard(1), not Replicate()"),
     ({"fc1": "colwise", "fc2": {"style": "rowwise", "use_local_output": False}}, "use_local_output=false"),
     ({"fc1": {"style": "colwise", "output": "Shard(0)"}}, "unknown key 'output'"),
 ])
