@@ -8,6 +8,7 @@
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
 #                                    vs transformers generate (eager) and static cache + torch.compile (~5 min)
 #   bench/run_gpu.sh decode_llama    Llama-3-8B shape bf16 decode, B1, prompt 128, 64 new tokens, the same peers (~5 min)
+#   bench/run_gpu.sh profile         one GPT-2 124M fp16 decode step at B1 and B8, timed per node (generate --profile-step)
 #   bench/run_gpu.sh decode_summary  the decode table (bench/summarize_decode.py) from the decode stages run on this machine
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
 # scripts under .carry/peers; writes raw files to $OUT (few: the device returns at most 8).
@@ -67,6 +68,15 @@ for stage in "$@"; do
       [ -f /tmp/ckpt/gpt2/config.json ] ||
         "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2
       for b in 1 8; do decode_case $R gpt2_B$b /tmp/ckpt/gpt2 f16 $b 128 128; done ;;
+    profile)
+      [ -f /tmp/ckpt/gpt2/config.json ] ||
+        "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2
+      for b in 1 8; do
+        echo "--- gpt2 f16 B$b" | tee -a "$OUT/profile.txt"
+        ids=(); for i in $(seq $b); do ids+=(--prompt-ids "$(seq -s, $((i * 100)) $((i * 100 + 127)))"); done
+        timeout 200 "$G/tessera" generate --model /tmp/ckpt/gpt2 --target cuda --dtype f16 --ignore-eos -q --batch $b \
+          --max-new-tokens 32 --max-seq-len 256 "${ids[@]}" --profile-step 30 2>&1 | tee -a "$OUT/profile.txt" | head -70
+      done ;;
     decode_llama)
       R=/tmp/decode_raw/decode_llama; rm -rf $R; mkdir -p $R $KEEP
       # transformers on the GPU, not make-checkpoint: its one-thread writer needs ~20 min for 16 GB (random_checkpoint.py)

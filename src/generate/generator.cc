@@ -56,6 +56,15 @@ Tensor Generator::run(const Tensor& ids, const Tensor& positions, std::map<std::
   return engine_.run(caches).at("logits");
 }
 
+std::map<std::string, Tensor> Generator::step_inputs(int64_t position) const {
+  if (position < 0 || position >= cache_len_)
+    fail(ErrorKind::InvalidArgument, "decode position ", position, " is outside the KV cache [0, ", cache_len_, ")");
+  std::map<std::string, Tensor> in = caches_;
+  in["input_ids"] = Tensor::zeros(DType::i64, {slots_, 1});
+  in["position_ids"] = Tensor::from(DType::i64, {slots_, 1}, std::vector<int64_t>(size_t(slots_), position));
+  return in;
+}
+
 // One sequence at positions 0..n-1 in `slot`'s cache rows.
 Tensor Generator::run_prompt(int64_t slot, const std::vector<int64_t>& prompt) const {
   int64_t n = int64_t(prompt.size());

@@ -52,6 +52,10 @@ class Generator {
   Tensor forward(const std::vector<int64_t>& prompt);
   const Stats& stats() const { return stats_; }
   int64_t cache_len() const { return cache_len_; }
+  int64_t slots() const { return slots_; }
+  // The inputs of one decode step ([slots, 1] ids at `position` in every
+  // slot, the caches where the engine runs): profiling and benchmarks.
+  std::map<std::string, Tensor> step_inputs(int64_t position) const;
 
  private:
   struct Slot {
