@@ -6,7 +6,8 @@
 // --dp (data parallelism): every rank loads the full batch, runs its part and
 // rank 0 writes the gathered outputs, in the original order, to one file —
 // only once the gather has succeeded, so a failed job leaves no output. An
-// .onnx model instead of an engine is built once through the engine cache.
+// .onnx model instead of an engine is built once through the engine cache,
+// for --target (cpu, or cuda on this machine's GPU).
 #include <cstdlib>
 #include <iostream>
 
@@ -24,6 +25,7 @@ namespace tessera::cli {
 namespace {
 struct RunOpts {
   std::string engine, npz, out, cache_dir;
+  std::string target;   // --target: what an .onnx model is built for ("" = cpu); a .tsr must match it
   std::vector<std::string> inputs;
   double timeout = 60;
   std::string dp_size;  // --dp=N: N must be the world size ("all": any)
@@ -68,12 +70,20 @@ void print_outputs(const std::map<std::string, Tensor>& outs) {
 // "{rank}" in the engine path becomes the rank, "{tp_rank}" its place in its TP group.
 Engine open_engine(const RunOpts& o, const dist::RankInfo& info) {
   std::string path = replace_all(with_rank(o.engine, info.rank), "{tp_rank}", info.rank % std::max(o.tp, 1));
-  if (!path.ends_with(".onnx")) return Engine::load(path);
+  if (!path.ends_with(".onnx")) {
+    Engine e = Engine::load(path);
+    if (!o.target.empty() && e.settings().target != o.target)
+      fail(ErrorKind::InvalidArgument, path, ": the engine was built for target ", e.settings().target, ", not --target ", o.target,
+           "; rebuild it with tessera build --target ", o.target, ", or pass the .onnx model");
+    return e;
+  }
   EngineCacheOptions c;
   c.dir = o.cache_dir;
   c.timeout = o.timeout_ms();
   if (o.verbose) c.log = [](const std::string& line) { std::cerr << "[cache] " << line << "\n"; };
-  return load_or_build_cached(path, Settings{}, c);
+  Settings s;
+  if (!o.target.empty()) s.target = o.target;
+  return load_or_build_cached(path, s, c);
 }
 
 void check_dp(const RunOpts& o, const dist::RankInfo& info, const Engine& e) {
@@ -140,6 +150,8 @@ void add_run(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--apply-padding", o->apply_padding, "with --dp: every rank runs as many rows, repeating its last item "
                 "(the repeats are dropped from the output)");
+  cmd->add_option("--target", o->target, "backend an .onnx model is built for: cpu (default), or cuda (this machine's GPU); "
+                  "with a .tsr, the target it must have been built for")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--cache-dir", o->cache_dir, "engine cache for .onnx models (default $TESSERA_CACHE or ~/.cache/tessera)");
   cmd->add_flag("-v,--verbose", o->verbose, "say whether the engine was built or loaded from the cache");
   cmd->add_option("--comm", o->comm, "collectives of a cuda engine: nccl, gloo (host-staged, slower) or auto (nccl unless "

@@ -13,12 +13,16 @@
 #include <optional>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/sha256.h"
+#include "engine/target.h"
 #include "frontend/onnx/external_data.h"
 
 namespace tessera {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 std::string default_cache_dir() {
   if (const char* d = std::getenv("TESSERA_CACHE"); d && *d) return d;
@@ -28,12 +32,6 @@ std::string default_cache_dir() {
 }
 
 namespace {
-// name, length, bytes: no two different field lists hash the same stream.
-void add_field(Sha256& h, const std::string& name, const std::string& value) {
-  h.update(name + '\0' + std::to_string(value.size()) + '\0');
-  h.update(value);
-}
-
 void add_file(Sha256& h, const std::string& name, const std::string& path) {
   std::error_code ec;
   auto size = fs::file_size(path, ec);
@@ -41,19 +39,57 @@ void add_file(Sha256& h, const std::string& name, const std::string& path) {
   h.update(name + '\0' + std::to_string(size) + '\0');
   hash_file(h, path);
 }
-}  // namespace
 
-std::string engine_cache_key(const std::string& model_path, const Settings& settings) {
+// The model and its external data files, by their names relative to the model.
+std::string model_hash(const std::string& model_path) {
   Sha256 h;
-  add_field(h, "tessera engine cache", "1");
-  add_field(h, "tessera_version", tessera_version());
-  add_field(h, "format_version", std::to_string(engine_format_version()));
-  add_field(h, "settings", settings_json(settings));
   add_file(h, "model", model_path);
   fs::path dir = fs::path(model_path).parent_path();
   for (const std::string& file : onnx::external_data_files(model_path))
     add_file(h, "external:" + fs::path(file).lexically_relative(dir).string(), file);
   return h.hex_digest();
+}
+
+// The recorded key; nullopt when there is none or it is not a key.
+std::optional<CacheKey> parse_cache_key(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  try {
+    json j = json::parse(text);
+    return CacheKey{j.at("model").get<std::string>(), j.at("settings").get<std::string>(), j.at("arch").get<std::string>(),
+                    j.at("tessera_version").get<std::string>(), j.at("format_version").get<uint32_t>()};
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
+CacheKey make_cache_key(const std::string& model_path, const Settings& settings, const std::string& arch) {
+  return CacheKey{model_hash(model_path), settings_json(settings), arch, tessera_version(), engine_format_version()};
+}
+
+std::string cache_key_json(const CacheKey& k) {
+  return json{{"model", k.model}, {"settings", k.settings}, {"arch", k.arch}, {"tessera_version", k.tessera_version},
+              {"format_version", k.format_version}}.dump();
+}
+
+std::string cache_key_digest(const CacheKey& k) {
+  Sha256 h;
+  h.update(std::string("tessera engine cache 2") + '\0');
+  h.update(cache_key_json(k));  // keys sorted: the same key always hashes the same
+  return h.hex_digest();
+}
+
+std::string cache_key_mismatch(const CacheKey& built, const CacheKey& wanted) {
+  if (built.model != wanted.model) return "built for another model";
+  if (built.arch != wanted.arch) return str("built for ", built.arch, ", not ", wanted.arch);
+  if (built.settings != wanted.settings) return "built with other settings";
+  if (built.tessera_version != wanted.tessera_version) return str("built by tessera ", built.tessera_version);
+  if (built.format_version != wanted.format_version) return str("built in engine format ", built.format_version);
+  return "";
+}
+
+std::string engine_cache_key(const std::string& model_path, const Settings& settings) {
+  return cache_key_digest(make_cache_key(model_path, settings, target_arch(settings)));
 }
 
 std::string engine_cache_path(const std::string& dir, const std::string& model_path, const std::string& key) {
@@ -98,36 +134,50 @@ void log(const EngineCacheOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
-// The entry, if it exists and loads; `warn` says why an existing one does not.
-std::optional<Engine> try_load(const std::string& path, bool warn) {
+// The entry, if it exists, loads and was built for `key`. With `report` set
+// (the second look, under the lock) it says why an existing entry is rebuilt.
+std::optional<Engine> try_load(const std::string& path, const CacheKey& key, const EngineCacheOptions* report) {
   if (!fs::exists(path)) return std::nullopt;
+  std::optional<Engine> e;
   try {
-    return Engine::load(path);
-  } catch (const Error& e) {
-    if (warn) std::cerr << "tessera: warning: cache entry " << path << " does not load (" << e.what() << "); rebuilding it\n";
+    e = Engine::load(path);
+  } catch (const Error& err) {
+    if (report) std::cerr << "tessera: warning: cache entry " << path << " does not load (" << err.what() << "); rebuilding it\n";
     return std::nullopt;
   }
+  std::optional<CacheKey> built = parse_cache_key(e->cache_key());
+  std::string why = built ? cache_key_mismatch(*built, key) : "not built by the engine cache (it records no key)";
+  if (why.empty()) return e;
+  if (report) log(*report, "entry " + path + " was " + why + "; rebuilding");
+  return std::nullopt;
 }
-}  // namespace
 
-Engine load_or_build_cached(const std::string& model_path, const Settings& settings, const EngineCacheOptions& opts) {
+std::string make_cache_dir(const EngineCacheOptions& opts) {
   std::string dir = opts.dir.empty() ? default_cache_dir() : opts.dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail(ErrorKind::Io, dir, ": cannot create the cache directory (", ec.message(), ")");
-  std::string key = engine_cache_key(model_path, settings);
-  std::string path = engine_cache_path(dir, model_path, key);
+  return dir;
+}
+}  // namespace
+
+Engine load_or_build_cached(const std::string& model_path, const Settings& settings, const EngineCacheOptions& opts) {
+  // The key first: a model that cannot be read or a target that cannot be
+  // built here (cuda without a GPU) fails before anything is written.
+  CacheKey key = make_cache_key(model_path, settings, target_arch(settings));
+  std::string path = engine_cache_path(make_cache_dir(opts), model_path, cache_key_digest(key));
   // Without the lock first: a finished entry is read by everyone at once.
-  if (auto e = try_load(path, false)) {
+  if (auto e = try_load(path, key, nullptr)) {
     log(opts, "loaded engine from cache " + path);
     return std::move(*e);
   }
   FileLock lock(path + ".lock", opts.timeout);
-  if (auto e = try_load(path, true)) {  // built by whoever held the lock before us
+  if (auto e = try_load(path, key, &opts)) {  // built by whoever held the lock before us
     log(opts, "loaded engine from cache " + path);
     return std::move(*e);
   }
   Engine e = Engine::build_onnx(model_path, settings);
+  e.set_cache_key(cache_key_json(key));
   e.save(path);  // atomic: readers without the lock see the old entry or the whole new one
   log(opts, "built engine " + path + " from " + model_path);
   return e;

@@ -58,12 +58,17 @@ class Engine {
   const Graph& graph() const { return *graph_; }
   const Settings& settings() const { return settings_; }
   const std::string& version() const { return version_; }
+  // The engine cache's record of the key this entry was built for (JSON text,
+  // engine/cache.h; empty outside the cache). Saved in the file, under its checksum.
+  const std::string& cache_key() const { return cache_key_; }
+  void set_cache_key(std::string key) { cache_key_ = std::move(key); }
 
  private:
   Engine(std::unique_ptr<Graph> g, Settings s, std::string version);
   std::unique_ptr<Graph> graph_;  // heap: the executor keeps a reference across moves
   Settings settings_;
   std::string version_;
+  std::string cache_key_;
   std::unique_ptr<cpu::Executor> exec_;
   cpu::Communicators comms_;
   RuntimeOptions runtime_;

@@ -2,7 +2,8 @@
 //
 //   [0, 64)        header: magic "TESSERA\0", format version, offsets, sizes,
 //                  CRC-32 of every byte after the header
-//   [64, ...)      JSON: tessera version, target, settings, graph, weight table
+//   [64, ...)      JSON: tessera version, target, settings, graph, weight table,
+//                  and the engine cache's key when the file is a cache entry
 //   [4096-aligned) weights, each 64-byte aligned, so a loader can mmap the
 //                  file and hand kernels pointers into it
 //
@@ -122,6 +123,7 @@ void Engine::save(const std::string& path) const {
   json doc = {{"tessera_version", version_}, {"settings", settings_to_json(settings_)}};
   doc["graph"] = graph_to_json(*graph_, blob);
   doc["weights"] = blob.table;
+  if (!cache_key_.empty()) doc["cache_key"] = cache_key_;
   std::string text = doc.dump();
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
@@ -238,7 +240,9 @@ Engine Engine::load(const std::string& path) {
       weights.push_back(Tensor::view(dtype_from_name(w.at("dtype")), w.at("shape").get<Shape>(), p, m));
     }
     auto g = std::make_unique<Graph>(graph_from_json(doc.at("graph"), weights));
-    return Engine(std::move(g), std::move(settings), version);
+    Engine e(std::move(g), std::move(settings), version);
+    e.cache_key_ = doc.value("cache_key", "");
+    return e;
   } catch (const json::exception& e) {
     fail(ErrorKind::Parse, path, ": corrupt engine description (", e.what(), ")");
   }

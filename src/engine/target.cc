@@ -29,12 +29,17 @@ int local_device() {
 
 #ifdef TESSERA_WITH_CUDA
 
-void prepare_target(Settings& s) {
-  if (s.target == "cpu") return;
+std::string target_arch(const Settings& s) {
+  if (s.target == "cpu") return "cpu";
   if (s.target != "cuda") fail(ErrorKind::InvalidArgument, "unknown target '", s.target, "' (expected cpu or cuda)");
   if (cuda::device_count() == 0)
     fail(ErrorKind::Runtime, "--target cuda needs a visible GPU to build on (the engine is tuned for it); none is visible");
-  s.cuda_arch = cuda::device_arch(local_device());
+  return cuda::device_arch(local_device());
+}
+
+void prepare_target(Settings& s) {
+  std::string arch = target_arch(s);
+  if (s.target == "cuda") s.cuda_arch = arch;
 }
 
 // TensorRT's tactic choice: time the cuBLASLt candidates for every static GEMM
@@ -84,10 +89,12 @@ std::map<std::string, Tensor> upload_to_cuda(cuda::Executor& e, const std::map<s
 [[noreturn]] static void no_cuda() {
   fail(ErrorKind::Unsupported, "this tessera was built without CUDA (no CUDA toolkit at build time); target cuda is unavailable");
 }
-void prepare_target(Settings& s) {
+std::string target_arch(const Settings& s) {
   if (s.target == "cuda") no_cuda();
   if (s.target != "cpu") fail(ErrorKind::InvalidArgument, "unknown target '", s.target, "' (expected cpu or cuda)");
+  return "cpu";
 }
+void prepare_target(Settings& s) { target_arch(s); }
 void finish_target(Graph&, const Settings&) {}
 std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph&, const Settings&, const RuntimeOptions&) { no_cuda(); }
 std::map<std::string, Tensor> run_cuda(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::NodeTimer&,

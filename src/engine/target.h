@@ -14,6 +14,9 @@ namespace tessera {
 
 namespace cuda { class Executor; }
 
+// What an engine for `s.target` built here is built for: "cpu", or the GPU's
+// compute capability ("sm_90"); fails for cuda when no GPU is visible.
+std::string target_arch(const Settings& s);
 // Before the passes: validate the target and record what it was built for (the GPU arch).
 void prepare_target(Settings& s);
 // After the passes: target work that needs the device (GEMM algorithm choice).
