@@ -22,6 +22,7 @@
 #include "parallel/dp_split.h"
 #include "text/tokenizer.h"
 #include "tools/cli.h"
+#include "tools/decode_profile.h"
 
 namespace tessera::cli {
 namespace {
@@ -33,7 +34,7 @@ struct GenOpts {
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
   bool do_sample = false, quiet = false, no_cuda_graph = false, ignore_eos = false;
   uint64_t seed = 0;
-  int timeout_s = 60;
+  int timeout_s = 60, profile_step = 0;
 };
 
 std::vector<int64_t> parse_ids(const std::string& text) {
@@ -207,10 +208,10 @@ nlohmann::json stats_json(const GenOpts& o, const gen::Stats& st, int64_t reques
   return {{"target", o.target}, {"dtype", o.dtype}, {"tp", o.tp}, {"dp", o.dp}, {"cuda_graph", !o.no_cuda_graph},
           {"ignore_eos", o.ignore_eos}, {"requests", requests}, {"slots", slots}, {"max_new_tokens", o.max_new_tokens},
           {"prompt_tokens", st.prompt_tokens}, {"generated_tokens", st.generated_tokens}, {"decode_steps", st.decode_steps},
-          {"prefill_ms", st.prefill_ms}, {"decode_ms", st.decode_ms}, {"decode_tokens_per_s", st.decode_tokens_per_s()},
+          {"prefill_ms", st.prefill_ms}, {"decode_ms", st.decode_ms}, {"warmup_ms", st.warmup_ms}, {"decode_tokens_per_s", st.decode_tokens_per_s()},
           {"wall_s", wall_s},
           {"note", "rank 0's requests; the first token of each request comes from its prefill, so "
-                   "decode_tokens_per_s = (generated_tokens - requests) / decode_ms; wall_s includes loading and compiling"}};
+                   "decode_tokens_per_s = (generated_tokens - requests) / decode_ms; warmup_ms (two untimed decode steps before the first prompt: the step's plan and CUDA graph) and wall_s (loading and compiling) are not in decode_ms"}};
 }
 
 void run_generate(const GenOpts& o) {
@@ -275,6 +276,7 @@ void run_generate(const GenOpts& o) {
     if (!o.stats_json.empty())
       write_file_atomic(o.stats_json, stats_json(o, st, int64_t(reqs.size()), slots, secs).dump(1) + "\n");
   }
+  if (o.profile_step > 0) profile_decode_step(engine, g, g.cache_len() / 2, o.profile_step, lead, std::cerr);
   if (job.pg) job.pg->finish();
 }
 
@@ -310,6 +312,8 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--no-cuda-graph", o->no_cuda_graph, "cuda: run op by op instead of replaying captured graphs");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "generate --max-new-tokens for every prompt, past any EOS (benchmarks)");
   cmd->add_option("--stats-json", o->stats_json, "write rank 0's prefill/decode timings and token counts as JSON");
+  cmd->add_option("--profile-step", o->profile_step, "after generating: time one decode step (device, host round trip, per node) and print the N costliest ops and nodes")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--timeout", o->timeout_s, "seconds before a silent rank is declared failed")->capture_default_str();
   cmd->callback([o] { run_generate(*o); });
 }

@@ -31,6 +31,9 @@ struct Result {
 struct Stats {
   int64_t prompt_tokens = 0, generated_tokens = 0, decode_steps = 0, prefills = 0;
   double prefill_ms = 0, decode_ms = 0;
+  // The untimed decode steps run before the first request (the step's plan
+  // and, on a GPU, its CUDA graph capture), as the peers' warm-up calls.
+  double warmup_ms = 0;
   // Tokens per second of the decode steps: each sequence's first token comes
   // from its prefill, so it is not counted (0 before any decode step).
   double decode_tokens_per_s() const {
@@ -71,11 +74,13 @@ class Generator {
   const float* rows_of(const Tensor& logits, int64_t rows) const;  // checked: f32, rows x vocab
   void prefill(int64_t slot, Slot& s, size_t request, const Request& r);
   bool accept(Slot& s, const Request& r, Result& out, const TokenFn& on_token);
+  void warm_up();
 
   const Engine& engine_;
   int64_t slots_, cache_len_ = 0, vocab_ = 0;
   std::map<std::string, Tensor> caches_;  // cache_k.L / cache_v.L: [slots, Hkv, S, D]
   Stats stats_;
+  bool warm_ = false;
 };
 
 }  // namespace tessera::gen

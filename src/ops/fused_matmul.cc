@@ -1,8 +1,11 @@
-// FusedMatMul: act(A @ op(B) + bias), made by the fuse_gemm_epilogue pass from
-// a MatMul (optional Add of a 1-D constant bias) or a Gemm (1-D / [1, N] C,
-// alpha = beta = 1, transA = 0), then an optional activation, so a GPU backend
-// can run it as one GEMM with an epilogue. Inputs: A, B, optional bias of
-// length N. Attributes:
+// FusedMatMul: act(A @ op(B) + bias) [+ residual], made by the
+// fuse_gemm_epilogue pass from a MatMul (optional Add of a 1-D constant bias)
+// or a Gemm (1-D / [1, N] C, alpha = beta = 1, transA = 0), then an optional
+// activation, so a GPU backend can run it as one GEMM with an epilogue; and by
+// fuse_gemm_residual from a following Add of a tensor of the output's shape
+// (a transformer's residual stream: cuBLASLt's C with beta = 1). Inputs: A,
+// B, optional bias of length N, optional residual (the output's shape and
+// dtype; only without an activation). Attributes:
 //   activation: "" | "relu" | "gelu" (exact, erf) | "gelu_tanh"
 //   trans_b:    0 (default): B follows MatMul's rules (rank >= 2, [..., K, N]);
 //               1: B is one [N, K] matrix (a Gemm's transB = 1 weight, kept
@@ -38,10 +41,17 @@ std::vector<TensorType> fused_matmul(const InferContext& c) {
         c.error("bias has ", bias.shape[0], " elements, the output has N = ", n);
     }
   }
+  if (c.has_input(3)) {
+    const TensorType& r = c.input(3);
+    if (!act.empty()) c.error("a residual input needs activation \"\", got '", act, "'");
+    if (r.dtype != out[0].dtype) c.error("residual dtype ", dtype_name(r.dtype), " differs from the output's ", dtype_name(out[0].dtype));
+    if (r.rank_known && out[0].rank_known && r.shape != out[0].shape)
+      c.error("residual ", to_string(r.shape), " is not the output's shape ", to_string(out[0].shape));
+  }
   return out;
 }
 
-TESSERA_REGISTER_OP({"FusedMatMul", 2, 3, 1, 1, fused_matmul});
+TESSERA_REGISTER_OP({"FusedMatMul", 2, 4, 1, 1, fused_matmul});
 
 }  // namespace
 }  // namespace tessera

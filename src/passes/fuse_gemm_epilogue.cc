@@ -167,7 +167,57 @@ bool gemm_head(Graph& g, Node& gm, Value*& bias, Value*& cur) {
   return false;
 }
 
+// Whether `a` and `b` surely have one shape at run time: equal static dims,
+// and unknown dims with the same symbolic name.
+bool same_shape(const Value* a, const Value* b) {
+  if (!a->rank_known || !b->rank_known || a->shape != b->shape) return false;
+  for (size_t i = 0; i < a->shape.size(); ++i) {
+    if (a->shape[i] >= 0) continue;
+    const std::string* na = i < a->dim_names.size() ? &a->dim_names[i] : nullptr;
+    const std::string* nb = i < b->dim_names.size() ? &b->dim_names[i] : nullptr;
+    if (!na || !nb || na->empty() || *na != *nb) return false;
+  }
+  return true;
+}
+
+// The residual `mm`'s output can take in: the other operand of the Add that
+// alone reads it, of the same shape and dtype, defined before `mm`. Null if none.
+Value* residual_for(const Uses& u, const Node& mm, const std::unordered_map<const Node*, size_t>& pos) {
+  Value* y = mm.outputs[0];
+  if (mm.attrs.get_string("activation", "") != "" || mm.inputs.size() > 3 || mm.inputs.size() < 2) return nullptr;
+  const Value* b = mm.inputs[1];
+  if (!b || !b->rank_known || b->shape.size() != 2 || y->shape.empty() || y->shape.back() < 0 || y->shape.back() % 8) return nullptr;
+  Node* add = u.sole_reader(y);
+  if (!add || add->op != "Add" || add->inputs.size() != 2) return nullptr;
+  Value* r = other_operand(*add, y);
+  if (!r || r == y || r->dtype != y->dtype || !same_shape(r, y) || !same_shape(add->outputs[0], y)) return nullptr;
+  if (r->producer && (!pos.count(r->producer) || pos.at(r->producer) > pos.at(&mm))) return nullptr;
+  return r;
+}
+
 }  // namespace
+
+void fuse_gemm_residual(Graph& g) {
+  Uses u(g);
+  std::unordered_map<const Node*, size_t> pos;
+  for (auto& n : g.nodes()) pos[n.get()] = pos.size();
+  std::unordered_set<const Node*> dead;
+  for (auto& up : g.nodes()) {
+    Node& mm = *up;
+    if (mm.op != "FusedMatMul" || dead.count(&mm)) continue;
+    Value* r = residual_for(u, mm, pos);
+    if (!r) continue;
+    Node* add = u.sole_reader(mm.outputs[0]);
+    if (dead.count(add)) continue;
+    dead.insert(add);
+    mm.inputs.resize(3, nullptr);
+    mm.inputs.push_back(r);
+    mm.outputs[0] = add->outputs[0];
+    mm.outputs[0]->producer = &mm;
+    add->outputs.clear();
+  }
+  if (!dead.empty()) g.remove_nodes_if([&](const Node& n) { return dead.count(&n) != 0; });
+}
 
 void fuse_gemm_epilogue(Graph& g) {
   Uses u(g);

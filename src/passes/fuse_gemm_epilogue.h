@@ -14,4 +14,12 @@ namespace tessera {
 
 void fuse_gemm_epilogue(Graph& g);
 
+// fuse_gemm_residual: FusedMatMul (no activation, 2-D B, N a multiple of 8)
+// whose output only an Add reads, with the other operand of the output's
+// shape and dtype defined before the GEMM (a residual connection): the Add
+// joins as the residual input, which cuBLASLt adds as C (beta = 1). Runs
+// after autocast, so a cast between the GEMM and the Add (a residual stream
+// kept in fp32) blocks it.
+void fuse_gemm_residual(Graph& g);
+
 }  // namespace tessera

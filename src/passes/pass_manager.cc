@@ -46,7 +46,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   // Fusions run for every target, so the CPU reference kernels of the fused
   // ops prove them in CI. Pattern passes come before fuse_elementwise, which
   // would otherwise absorb their elementwise ops. Order:
-  // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, [autocast], fuse_elementwise.
+  // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, [autocast], fuse_gemm_residual, fuse_elementwise.
   p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
   p.push_back({"fuse_attention", fuse_attention});
   p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
@@ -57,6 +57,7 @@ std::vector<Pass> default_passes(const Settings& s) {
     p.push_back({"fold_constants", fold_constants});  // weights become converted constants
     p.push_back({"infer_shapes", infer_shapes});
   }
+  p.push_back({"fuse_gemm_residual", fuse_gemm_residual});
   p.push_back({"fuse_elementwise", fuse_elementwise});
   p.push_back({"split_collectives", split_collectives});
   if (s.fuse_distributed_ops) p.push_back({"fuse_distributed_ops", fuse_distributed_ops});

@@ -326,3 +326,113 @@ TEST(FuseGemmEpilogue, ReadsATransposedConstantWeightInPlace) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+using test::random_f32;
+using test::run_graph;
+
+// h[B?, 8] → MatMul(h, W[8, 16]) + bias → Add(·, res), res[.., 16] an input
+// (a transformer's residual stream); `res_after`: res made by a node placed
+// after the MatMul (so it cannot join it).
+struct Residual {
+  Graph g;
+  explicit Residual(const Shape& x_shape, std::mt19937& rng, bool res_after = false, bool relu = false) {
+    Shape r_shape = x_shape;
+    r_shape.back() = 16;
+    Value* x = g.add_value("x", DType::f32, x_shape);
+    Value* res_in = g.add_value("res", DType::f32, r_shape);
+    g.inputs = {x, res_in};
+    for (Value* v : g.inputs) v->dim_names.assign(v->shape.size(), "");
+    if (x_shape[0] < 0) x->dim_names[0] = res_in->dim_names[0] = "batch";
+    Value* w = g.add_constant("fc.weight", random_f32({x_shape.back(), 16}, rng));
+    Value* b = g.add_constant("fc.bias", random_f32({16}, rng));
+    Value* y = g.add_value("y", DType::f32, {});
+    Value* z = g.add_value("z", DType::f32, {});
+    g.add_node("MatMul", "fc", {x, w}, {y});
+    g.add_node("Add", "fc.bias_add", {y, b}, {z});
+    if (relu) {
+      Value* a = g.add_value("a", DType::f32, {});
+      g.add_node("Relu", "act", {z}, {a});
+      z = a;
+    }
+    Value* res = res_in;
+    if (res_after) {
+      res = g.add_value("res2", DType::f32, {});
+      g.add_node("Neg", "neg", {res_in}, {res});
+    }
+    Value* out = g.add_value("out", DType::f32, {});
+    g.add_node("Add", "residual", {res, z}, {out});
+    g.outputs = {out};
+    infer_shapes(g);
+  }
+  const Node* fused() const {
+    for (auto& n : g.nodes())
+      if (n->op == "FusedMatMul") return n.get();
+    return nullptr;
+  }
+};
+
+TEST(FuseGemmResidual, ResidualJoinsTheGemmAndGivesTheSameResult) {
+  for (const Shape& x_shape : {Shape{5, 8}, Shape{2, 3, 8}}) {
+    std::mt19937 rng(7), rng2(7);
+    Residual plain(x_shape, rng), fused(x_shape, rng2);
+    fuse_gemm_epilogue(fused.g);
+    fuse_gemm_residual(fused.g);
+    verify(fused.g, "fuse_gemm_residual");
+    ASSERT_EQ(fused.g.nodes().size(), 1u) << to_string(x_shape);
+    const Node* n = fused.fused();
+    ASSERT_TRUE(n);
+    ASSERT_EQ(n->inputs.size(), 4u);
+    EXPECT_EQ(n->inputs[3]->name, "res");
+    EXPECT_EQ(n->outputs[0], fused.g.outputs[0]);
+    Shape r_shape = x_shape;
+    r_shape.back() = 16;
+    std::map<std::string, Tensor> feeds = {{"x", random_f32(x_shape, rng)}, {"res", random_f32(r_shape, rng)}};
+    Tensor want = run_graph(plain.g, feeds)[0], got = run_graph(fused.g, feeds)[0];
+    ASSERT_EQ(got.shape(), want.shape());
+    EXPECT_LE(rel_l2(got, want), 1e-6);
+  }
+}
+
+TEST(FuseGemmResidual, LeavesAddItCannotExpress) {
+  std::mt19937 rng(9);
+  Residual after({4, 8}, rng, true);  // the residual is made after the GEMM
+  fuse_gemm_epilogue(after.g);
+  fuse_gemm_residual(after.g);
+  ASSERT_TRUE(after.fused());
+  EXPECT_EQ(after.fused()->inputs.size(), 3u);
+  Residual act({4, 8}, rng, false, true);  // an activation sits between
+  fuse_gemm_epilogue(act.g);
+  fuse_gemm_residual(act.g);
+  ASSERT_TRUE(act.fused());
+  EXPECT_EQ(act.fused()->inputs.size(), 3u);
+  Residual unnamed({kUnknownDim, 8}, rng);  // unknown batch dims that may differ at run time
+  for (Value* v : unnamed.g.inputs) v->dim_names.assign(v->shape.size(), "");
+  infer_shapes(unnamed.g);
+  fuse_gemm_epilogue(unnamed.g);
+  fuse_gemm_residual(unnamed.g);
+  ASSERT_TRUE(unnamed.fused());
+  EXPECT_EQ(unnamed.fused()->inputs.size(), 3u);
+}
+
+TEST(FusedMatMul, InferenceChecksResidual) {
+  Graph g;
+  Value* a = g.add_value("a", DType::f32, {2, 3});
+  Value* b = g.add_value("b", DType::f32, {3, 4});
+  Value* r = g.add_value("r", DType::f32, {2, 5});
+  Value* y = g.add_value("y", DType::f32, {});
+  Node* n = g.add_node("FusedMatMul", "f", {a, b, nullptr, r}, {y});
+  EXPECT_THROW(infer_node(*n), Error);  // shape
+  r->shape = {2, 4};
+  EXPECT_EQ(infer_node(*n)[0].shape, (Shape{2, 4}));
+  r->dtype = DType::f64;
+  EXPECT_THROW(infer_node(*n), Error);  // dtype
+  r->dtype = DType::f32;
+  n->attrs.set("activation", std::string("relu"));
+  EXPECT_THROW(infer_node(*n), Error);  // residual after an activation is not this op
+}
+
+}  // namespace
+}  // namespace tessera

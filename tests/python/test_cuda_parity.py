@@ -39,6 +39,14 @@ OP_PARAMS = to._params()
 ATTN_SHAPES = [(1, 8, 2, 100, 128, True), (2, 4, 4, 64, 64, True), (1, 4, 1, 200, 128, False), (1, 2, 2, 17, 64, True)]
 ATTN_PARAMS = [pytest.param(*sh, id="attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format(*sh[:5], "causal" if sh[5] else "full"))
                for sh in ATTN_SHAPES]
+# Decode-shaped attention (few query rows against a long, partly written
+# cache): the CUDA decode kernel. (B, Hq, Hkv, Tq, Tk, D, dtype, visible keys
+# for query row 0; row i sees one more.)
+DECODE_SHAPES = [(1, 12, 12, 1, 256, 64, "float16", 129), (8, 32, 8, 1, 300, 128, "float16", 300),
+                 (2, 4, 4, 3, 70, 64, "float16", 40), (1, 4, 2, 1, 200, 64, "float32", 77),
+                 (2, 8, 2, 2, 1000, 128, "float32", 999)]
+DECODE_PARAMS = [pytest.param(*sh, id="decode_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}".format(*sh))
+                 for sh in DECODE_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -80,6 +88,39 @@ def attention_model(B, Hq, Hkv, T, D, causal):
     return m, feeds, {"out": ref.astype(np.float16)}
 
 
+def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
+    """softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against K, V [B, Hkv, Tk, D]
+    (repeated to Hq heads); key j is visible to query row i when j < visible + i."""
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    r, dt = Hq // Hkv, np.dtype(dtype)
+    et = TP.FLOAT16 if dt == np.float16 else TP.FLOAT
+    inits = [nh.from_array(np.array([2], np.int64), "ax"), nh.from_array(np.array([B, Hkv, r, Tk, D], np.int64), "to"),
+             nh.from_array(np.array([B, Hq, Tk, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), dt), "scale")]
+    vis = np.arange(Tk)[None, :] < visible + np.arange(Tq)[:, None]
+    mask = np.where(vis, 0, -np.inf).astype(dt)
+    inits.append(nh.from_array(mask, "mask"))
+    nodes = []
+    for x in ("k", "v"):
+        nodes += [h.make_node("Unsqueeze", [x, "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
+                  h.make_node("Reshape", [x + "e", "shape"], [x + "r"])]
+    nodes += [h.make_node("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]), h.make_node("MatMul", ["q", "kt"], ["s"]),
+              h.make_node("Mul", ["s", "scale"], ["ss"]), h.make_node("Add", ["ss", "mask"], ["sm"]),
+              h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["out"])]
+    ins = [h.make_tensor_value_info("q", et, [B, Hq, Tq, D])] + [h.make_tensor_value_info(x, et, [B, Hkv, Tk, D]) for x in ("k", "v")]
+    g = h.make_graph(nodes, "decode_attn", ins, [h.make_tensor_value_info("out", et, [B, Hq, Tq, D])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    rng = np.random.default_rng()
+    feeds = {"q": rng.standard_normal((B, Hq, Tq, D)).astype(dt),
+             "k": rng.standard_normal((B, Hkv, Tk, D)).astype(dt),
+             "v": rng.standard_normal((B, Hkv, Tk, D)).astype(dt)}
+    q, k, v = (feeds[x].astype(np.float64) for x in ("q", "k", "v"))
+    k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
+    sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(np.float64)
+    p = np.exp(sc - sc.max(-1, keepdims=True))
+    ref = (p / p.sum(-1, keepdims=True)) @ v  # float64 reference from the inputs as given
+    return m, feeds, {"out": ref.astype(dt)}, (HALF_TOL if dt == np.float16 else FP32_MODEL_TOL)
+
+
 @pytest.fixture(scope="session")
 def batch(tessera, tmp_path_factory):
     """Export every case, run them all in one `tessera batch` process, return id -> (output path, expected, tol)."""
@@ -106,6 +147,14 @@ def batch(tessera, tmp_path_factory):
         out = d / f"{tag}.out.npz"
         manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
         refs[param.id] = (out, expected, HALF_TOL)
+    for param in DECODE_PARAMS:
+        model, feeds, expected, tol = decode_attention_model(*param.values)
+        tag = param.id.replace("/", "_")
+        onnx.save(model, d / f"{tag}.onnx")
+        _save_inputs(d / f"{tag}.inputs.npz", feeds)
+        out = d / f"{tag}.out.npz"
+        manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
+        refs[param.id] = (out, expected, tol)
     for param in MODEL_PARAMS:
         name, ac = param.values
         model, inputs, _ = tm.fixture_paths(name)
@@ -139,6 +188,11 @@ def test_op_cuda(batch, pid):
 
 @pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS])
 def test_attention_cuda(batch, pid):
+    _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in DECODE_PARAMS])
+def test_decode_attention_cuda(batch, pid):
     _check(batch, pid)
 
 

@@ -128,7 +128,7 @@ bool is_constant_input(const Node& node, size_t i) {
 void plan_layout(GemmPlan& g, const Node& node) {
   GemmProblem& p = g.lt;
   bool one_matrix = p.batch == 1 && !g.expand_a && !g.expand_b && !p.ta;
-  bool c_ok = g.c_mode == GemmPlan::CMode::none || g.c_mode == GemmPlan::CMode::bias;
+  bool c_ok = (g.c_mode == GemmPlan::CMode::none || g.c_mode == GemmPlan::CMode::bias) && !p.use_c;
   if (!one_matrix || !c_ok || p.m == 0 || p.n == 0 || p.k == 0) return;
   if (p.m <= skinny_gemm_max_m() && skinny_gemm_supports(p.dtype, p.m, p.n, p.k, p.tb)) {
     g.skinny = true;
@@ -177,6 +177,10 @@ GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b
       // cuBLASLt's GELU is the tanh form; the exact one runs after it.
       if (act == GemmAct::gelu) g.post_act = act;
       else g.lt.act = act;
+      if (node.inputs.size() > 3 && node.inputs[3]) {  // the residual: C of the output's shape, beta = 1
+        g.lt.use_c = true;
+        g.beta = 1.0;
+      }
     }
   }
   if (!g.integer) plan_layout(g, node);

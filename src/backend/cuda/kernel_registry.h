@@ -88,6 +88,11 @@ class KernelContext {
 };
 
 using KernelFn = void (*)(KernelContext&);
+// Whether a node moves no bytes for these shapes (a Transpose that only
+// moves size-1 dims, a Split into contiguous blocks): then it fills each
+// output's byte offset into input 0, and the planner makes the outputs views.
+using ViewFn = bool (*)(const Node&, const Shape& input0, const std::vector<TensorType>& outputs, size_t elem_bytes,
+                        std::vector<size_t>& offsets);
 
 struct KernelInfo {
   KernelFn fn = nullptr;
@@ -102,6 +107,8 @@ struct KernelInfo {
   // the device (a KV cache): the kernel runs, the output is a view of the
   // caller's bytes, and nothing is copied in or out.
   int inplace_input = -1;
+  // Set: the outputs are views of input 0 whenever this says so for the plan's shapes.
+  ViewFn view_when = nullptr;
 };
 
 class KernelRegistry {
@@ -121,6 +128,8 @@ struct KernelRegistrar {
   static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{fn})
 #define TESSERA_CUDA_KERNEL_INPLACE(op, fn, input) \
   static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{fn, -1, false, input})
+#define TESSERA_CUDA_KERNEL_VIEW_WHEN(op, fn, when) \
+  static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{fn, -1, false, -1, when})
 #define TESSERA_CUDA_ALIAS(op)      \
   static ::tessera::cuda::KernelRegistrar TSR_CAT(tsr_cuda_kernel_, __COUNTER__)(op, ::tessera::cuda::KernelInfo{nullptr, 0})
 #define TESSERA_CUDA_HOST_ONLY(op)  \

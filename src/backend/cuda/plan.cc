@@ -75,6 +75,7 @@ struct Planner {
   Plan& p;
   std::unordered_map<const Value*, TensorType> types;
   std::unordered_map<const Value*, const Value*> alias_of;  // view → the value it views
+  std::unordered_map<const Value*, size_t> alias_offset;    // view → its byte offset there (0 if absent)
   struct Life { int first = INT_MAX, last = -1; };
   std::unordered_map<const Value*, Life> life;              // arena values only
   std::vector<const Value*> arena_values, upload_values;
@@ -172,11 +173,17 @@ struct Planner {
       if (n.outputs[i]) types[n.outputs[i]] = outs[i];
     for (Value* in : n.inputs)
       if (in) use(in, int(p.steps.size()));
-    if (k && k->alias_input >= 0) {
+    if (k && k->view_when && !n.inputs.empty() && n.inputs[0]) {
+      TensorType in = type_of(n.inputs[0]);
+      std::vector<size_t> offsets;
+      if (k->view_when(n, in.shape, outs, dtype_size(in.dtype), offsets)) return plan_views(n, offsets);
+    }
+    int alias = k ? k->alias_input : -1;
+    if (alias >= 0) {
       for (size_t i = 1; i < n.outputs.size(); ++i)
         if (n.outputs[i])
           fail(ErrorKind::Unsupported, "node '", n.name, "' (", n.op, "): output ", i, " is not supported on the CUDA backend");
-      const Value* src = n.inputs.at(size_t(k->alias_input));
+      const Value* src = n.inputs.at(size_t(alias));
       if (!on_device(src)) use(src, int(p.steps.size()));
       alias_of[n.outputs[0]] = src;
       return;
@@ -191,6 +198,17 @@ struct Planner {
       if (n.outputs[i]) define(n.outputs[i], int(p.steps.size()));
     p.steps.push_back(std::move(s));
     (void)index;
+  }
+
+  // Every output of `n` a view of input 0 at its byte offset: no step runs.
+  void plan_views(const Node& n, const std::vector<size_t>& offsets) {
+    const Value* src = n.inputs[0];
+    if (!on_device(src)) use(src, int(p.steps.size()));
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      if (!n.outputs[i]) continue;
+      alias_of[n.outputs[i]] = src;
+      alias_offset[n.outputs[i]] = i < offsets.size() ? offsets[i] : 0;
+    }
   }
 
   // Greedy by size: each value takes the lowest offset that overlaps no
@@ -253,7 +271,8 @@ struct Planner {
         auto it = alias_of.find(o);
         if (it == alias_of.end()) continue;
         const Tensor& src = p.dev.at(it->second);
-        p.dev[o] = view_at(o, src.raw());
+        auto off = alias_offset.find(o);
+        p.dev[o] = view_at(o, static_cast<char*>(src.raw()) + (off == alias_offset.end() ? 0 : off->second));
       }
   }
 

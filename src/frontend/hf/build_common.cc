@@ -1,6 +1,7 @@
 #include "frontend/hf/build_common.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "ir/op_registry.h"
@@ -33,11 +34,12 @@ Value* GraphBuilder::op(const std::string& op, const std::string& name, std::vec
   return out;
 }
 
-Value* GraphBuilder::linear(const std::string& name, Value* x, Value* weight, Value* bias) {
+Value* GraphBuilder::linear(const std::string& name, Value* x, Value* weight, Value* bias, Value* residual) {
   Attributes a;
   a.set("trans_b", int64_t(1));
-  std::vector<Value*> ins = {x, weight};
-  if (bias) ins.push_back(bias);
+  std::vector<Value*> ins = {x, weight, bias};
+  if (residual) ins.push_back(residual);
+  else if (!bias) ins.pop_back();
   return op("FusedMatMul", name, ins, a);
 }
 
@@ -59,9 +61,50 @@ Value* GraphBuilder::slice(const std::string& name, Value* x, int64_t axis, int6
   return op("Slice", name, {x, i64s({start}), i64s({end}), i64s({axis})});
 }
 
+std::vector<Value*> GraphBuilder::split(const std::string& name, Value* x, int64_t axis, const std::vector<int64_t>& sizes) {
+  std::vector<Value*> outs;
+  for (size_t i = 0; i < sizes.size(); ++i) outs.push_back(g_.add_value(fresh(name + "." + std::to_string(i)), DType::f32, {}));
+  Attributes a;
+  a.set("axis", axis);
+  Node* n = g_.add_node("Split", fresh(name), {x, i64s(sizes)}, outs, std::move(a));
+  std::vector<TensorType> types = infer_node(*n);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    outs[i]->dtype = types[i].dtype;
+    outs[i]->shape = types[i].shape;
+    outs[i]->rank_known = types[i].rank_known;
+    outs[i]->dim_names.assign(types[i].shape.size(), "");
+  }
+  return outs;
+}
+
 namespace {
 Tensor in_dtype(Tensor t, DType dtype) { return t.dtype() == dtype ? t : t.cast(dtype); }
 }  // namespace
+
+Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
+  if (parts.empty()) fail(ErrorKind::Internal, "concat of no tensors");
+  Shape shape = parts[0].shape();
+  if (dim < 0 || dim >= int64_t(shape.size())) fail(ErrorKind::Internal, "concat along dim ", dim, " of ", to_string(shape));
+  int64_t outer = 1, total = 0;
+  for (int64_t d = 0; d < dim; ++d) outer *= shape[size_t(d)];
+  for (const Tensor& t : parts) {
+    Shape want = shape;
+    want[size_t(dim)] = t.shape().size() == shape.size() ? t.shape()[size_t(dim)] : -1;
+    if (t.dtype() != parts[0].dtype() || t.shape() != want)
+      fail(ErrorKind::Internal, "concat: ", to_string(t.shape()), " does not join ", to_string(shape), " along dim ", dim);
+    total += t.shape()[size_t(dim)];
+  }
+  shape[size_t(dim)] = total;
+  Tensor out = Tensor::empty(parts[0].dtype(), shape);
+  char* dst = static_cast<char*>(out.raw());
+  for (int64_t o = 0; o < outer; ++o)
+    for (const Tensor& t : parts) {
+      size_t row = t.nbytes() / size_t(outer);
+      std::memcpy(dst, static_cast<const char*>(t.raw()) + size_t(o) * row, row);
+      dst += row;
+    }
+  return out;
+}
 
 Tensor load_rows(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, int64_t start, int64_t len) {
   const Shape& full = ckpt.info(name).shape;

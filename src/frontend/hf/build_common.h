@@ -35,12 +35,15 @@ class GraphBuilder {
   Value* i64s(const std::vector<int64_t>& values);  // a small int64 constant
   // Add node `op` named `name`; its one output's type comes from inference.
   Value* op(const std::string& op, const std::string& name, std::vector<Value*> inputs, Attributes attrs = {});
-  // x @ W^T (+ bias): W as stored by nn.Linear, [out, in].
-  Value* linear(const std::string& name, Value* x, Value* weight, Value* bias = nullptr);
+  // x @ W^T (+ bias) (+ residual): W as stored by nn.Linear, [out, in]; the
+  // residual (a tensor of the output's shape) joins the GEMM as cuBLASLt's C.
+  Value* linear(const std::string& name, Value* x, Value* weight, Value* bias = nullptr, Value* residual = nullptr);
   // [B, T, H*D] → [B, H, T, D] and back.
   Value* split_heads(const std::string& name, Value* x, int64_t heads, int64_t head_dim);
   Value* merge_heads(const std::string& name, Value* x);
   Value* slice(const std::string& name, Value* x, int64_t axis, int64_t start, int64_t end);
+  // `x` split along `axis` into parts of these sizes (one Split node).
+  std::vector<Value*> split(const std::string& name, Value* x, int64_t axis, const std::vector<int64_t>& sizes);
 
  private:
   std::string fresh(const std::string& name);  // `name`, or a unique variant if taken
@@ -57,6 +60,9 @@ struct Shard {
 // The tensor, or this rank's 1/degree slab of it along `dim` (read from the
 // checkpoint without touching the rest), cast to `dtype`.
 Tensor load_weight(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim = -1, Shard shard = {});
+// The tensors joined along `dim` (same dtype and other dims): weights of
+// several projections that run as one GEMM.
+Tensor concat(const std::vector<Tensor>& parts, int64_t dim);
 // Rows [start, start + len) of dim 0 (or columns of dim 1) of a weight.
 Tensor load_rows(const Checkpoint& ckpt, const std::string& name, DType dtype, int64_t dim, int64_t start, int64_t len);
 

@@ -29,56 +29,74 @@ struct Block {
   Value* part(const std::string& name, int64_t dim, int64_t start, int64_t len) {
     return b.constant(name, load_rows(ckpt, name, opts.dtype, dim, start, len));
   }
-  // x @ W (+ bias) with a Conv1D weight [in, out].
-  Value* conv1d(const std::string& name, Value* x, Value* w, Value* bias = nullptr) {
-    std::vector<Value*> ins = {x, w};
-    if (bias) ins.push_back(bias);
-    return b.op("FusedMatMul", name, ins);
+  // act(x @ W (+ bias)) (+ residual) with a Conv1D weight [in, out].
+  Value* conv1d(const std::string& name, Value* x, Value* w, Value* bias = nullptr, Value* residual = nullptr,
+                const std::string& activation = "") {
+    std::vector<Value*> ins = {x, w, bias};
+    if (residual) ins.push_back(residual);
+    else if (!bias) ins.pop_back();
+    Attributes a;
+    if (!activation.empty()) a.set("activation", activation);
+    return b.op("FusedMatMul", name, ins, a);
+  }
+  // The output projection of a block, added to the residual stream `x`: one
+  // GEMM with bias and residual on one rank; under TP the partial sums are
+  // all-reduced first, so the bias and the residual follow the collective.
+  Value* project_add(const std::string& p, Value* x, Value* in, Value* w) {
+    if (!shard.active()) return conv1d(p + "c_proj", in, w, full(p + "c_proj.bias"), x);
+    Value* out = tp_all_reduce(b, p + "c_proj", conv1d(p + "c_proj", in, w), shard);
+    return b.op("Add", p + "residual", {x, b.op("Add", p + "c_proj.bias", {out, full(p + "c_proj.bias")})});
   }
 
-  Value* attention(int i, Value* h, const StepInputs& in) {
+  // x + attn(h)
+  Value* attention(int i, Value* x, Value* h, const StepInputs& in) {
     std::string p = "transformer.h." + std::to_string(i) + ".attn.";
     int64_t H = cfg.hidden, D = cfg.head_dim, heads = cfg.heads / shard.degree, local = heads * D;
-    Value* qkv[3];
-    for (int j = 0; j < 3; ++j) {  // this rank's columns of q, k and v
+    // One GEMM for this rank's columns of q, k and v ([B, T, 3 * local]);
+    // [B, T, 3, heads, D] → [3, B, heads, T, D] (a view at B = T = 1, the
+    // one copy otherwise), split on the leading axis into views.
+    std::vector<Tensor> w, bias;
+    for (int j = 0; j < 3; ++j) {
       int64_t start = j * H + shard.rank * local;
-      std::string n = p + "c_attn." + "qkv"[j];
-      Value* y = conv1d(n, h, part(p + "c_attn.weight", 1, start, local), part(p + "c_attn.bias", 0, start, local));
-      qkv[j] = b.split_heads(n, y, heads, D);
+      w.push_back(load_rows(ckpt, p + "c_attn.weight", opts.dtype, 1, start, local));
+      bias.push_back(load_rows(ckpt, p + "c_attn.bias", opts.dtype, 0, start, local));
     }
+    Value* y = conv1d(p + "c_attn", h, b.constant(p + "c_attn.weight", concat(w, 1)), b.constant(p + "c_attn.bias", concat(bias, 0)));
+    Value* r = b.op("Reshape", p + "c_attn.reshape", {y, b.i64s({0, 0, 3, heads, D})});
+    Attributes perm;
+    perm.set("perm", std::vector<int64_t>{2, 0, 3, 1, 4});
+    Value* t = b.op("Transpose", p + "c_attn.transpose", {r}, perm);
+    std::vector<Value*> parts = b.split(p + "c_attn.split", t, 0, {1, 1, 1});
+    Value* qkv[3];
+    for (int j = 0; j < 3; ++j) qkv[j] = b.op("Squeeze", p + "c_attn." + "qkv"[j], {parts[size_t(j)], b.i64s({0})});
     LayerCache c = add_cache_write(b, i, in, qkv[1], qkv[2], heads, D, cache_len, opts.dtype);
     Attributes a;
     a.set("scale", float(1.0 / std::sqrt(double(D))));
     Value* o = b.merge_heads(p + "heads", b.op("Attention", p + "attention", {qkv[0], c.k, c.v, in.mask}, a));
-    Value* out = conv1d(p + "c_proj", o, part(p + "c_proj.weight", 0, shard.rank * local, local));
-    out = tp_all_reduce(b, p + "c_proj", out, shard);
-    return b.op("Add", p + "c_proj.bias", {out, full(p + "c_proj.bias")});
+    return project_add(p, x, o, part(p + "c_proj.weight", 0, shard.rank * local, local));
   }
 
-  Value* mlp(int i, Value* h) {
+  // x + mlp(h)
+  Value* mlp(int i, Value* x, Value* h) {
     std::string p = "transformer.h." + std::to_string(i) + ".mlp.";
     int64_t inner = cfg.intermediate, local = inner / shard.degree;
     if (inner % shard.degree)
       fail(ErrorKind::InvalidArgument, "GPT-2 MLP width ", inner, " does not divide by the TP degree ", shard.degree);
-    Value* up = conv1d(p + "c_fc", h, part(p + "c_fc.weight", 1, shard.rank * local, local),
-                       part(p + "c_fc.bias", 0, shard.rank * local, local));
-    Attributes g;
-    if (cfg.activation == "gelu_new" || cfg.activation == "gelu_pytorch_tanh" || cfg.activation == "gelu_fast")
-      g.set("approximate", std::string("tanh"));
-    else if (cfg.activation != "gelu")
-      fail(ErrorKind::Unsupported, "GPT-2 activation_function '", cfg.activation, "' (supported: gelu_new, gelu, gelu_pytorch_tanh)");
-    Value* act = b.op("Gelu", p + "act", {up}, g);
-    Value* down = conv1d(p + "c_proj", act, part(p + "c_proj.weight", 0, shard.rank * local, local));
-    down = tp_all_reduce(b, p + "c_proj", down, shard);
-    return b.op("Add", p + "c_proj.bias", {down, full(p + "c_proj.bias")});
+    std::string gelu;  // in c_fc's epilogue
+    if (cfg.activation == "gelu_new" || cfg.activation == "gelu_pytorch_tanh" || cfg.activation == "gelu_fast") gelu = "gelu_tanh";
+    else if (cfg.activation == "gelu") gelu = "gelu";
+    else fail(ErrorKind::Unsupported, "GPT-2 activation_function '", cfg.activation, "' (supported: gelu_new, gelu, gelu_pytorch_tanh)");
+    Value* act = conv1d(p + "c_fc", h, part(p + "c_fc.weight", 1, shard.rank * local, local),
+                        part(p + "c_fc.bias", 0, shard.rank * local, local), nullptr, gelu);
+    return project_add(p, x, act, part(p + "c_proj.weight", 0, shard.rank * local, local));
   }
 
   Value* forward(int i, Value* x, const StepInputs& in) {
     std::string p = "transformer.h." + std::to_string(i) + ".";
     Value* h = layer_norm(b, p + "ln_1", x, full(p + "ln_1.weight"), full(p + "ln_1.bias"), cfg.norm_eps);
-    x = b.op("Add", p + "attn_residual", {x, attention(i, h, in)});
+    x = attention(i, x, h, in);
     h = layer_norm(b, p + "ln_2", x, full(p + "ln_2.weight"), full(p + "ln_2.bias"), cfg.norm_eps);
-    return b.op("Add", p + "mlp_residual", {x, mlp(i, h)});
+    return mlp(i, x, h);
   }
 };
 

@@ -2,6 +2,7 @@
 // embeddings) as a decode-step graph (build_common.h), following
 // transformers' LlamaForCausalLM op for op: RMSNorm → q/k/v → rotate-half
 // RoPE → cached attention → o_proj; RMSNorm → down(silu(gate) * up).
+#include <array>
 #include <cmath>
 
 #include "frontend/hf/build_common.h"
@@ -53,15 +54,8 @@ struct Rope {
   Value* sin;
 };
 
-Value* apply_rope(GraphBuilder& b, const std::string& name, Value* x, const Rope& r, int64_t head_dim) {
-  int64_t half = head_dim / 2;
-  Value* x1 = b.slice(name + ".x1", x, 3, 0, half);
-  Value* x2 = b.slice(name + ".x2", x, 3, half, head_dim);
-  Attributes cat;
-  cat.set("axis", int64_t(3));
-  Value* rot = b.op("Concat", name + ".rotate_half", {b.op("Neg", name + ".neg", {x2}), x1}, cat);
-  return b.op("Add", name, {b.op("Mul", name + ".cos", {x, r.cos}), b.op("Mul", name + ".sin", {rot, r.sin})});
-}
+// x * cos + rotate_half(x) * sin, as one Rope node (ops/rope.cc).
+Value* apply_rope(GraphBuilder& b, const std::string& name, Value* x, const Rope& r) { return b.op("Rope", name, {x, r.cos, r.sin}); }
 
 Value* rms_norm(GraphBuilder& b, const std::string& name, Value* x, Value* w, double eps) {
   Attributes a;
@@ -87,44 +81,63 @@ struct Layer {
     return b.constant(name, load_weight(ckpt, name, opts.dtype, dim, shard));
   }
 
-  Value* attention(int i, Value* h, const StepInputs& in, const Rope& rope) {
+  // q_proj, k_proj and v_proj (this rank's heads) as one GEMM; its
+  // [B, T, Hq + 2 Hkv, D] heads move to dim 1 (a view at T = 1) and split
+  // into q, k, v (views at B = 1).
+  std::array<Value*, 3> qkv_heads(const std::string& p, Value* h) {
+    int64_t D = cfg.head_dim;
+    const char* names[3] = {"q_proj", "k_proj", "v_proj"};
+    int64_t starts[3] = {heads.q_start, heads.kv_start, heads.kv_start}, counts[3] = {heads.q_heads, heads.kv_heads, heads.kv_heads};
+    std::vector<Tensor> w, bias;
+    for (int j = 0; j < 3; ++j) {
+      std::string name = p + names[j];
+      w.push_back(load_rows(ckpt, name + ".weight", opts.dtype, 0, starts[j] * D, counts[j] * D));
+      if (cfg.attention_bias) bias.push_back(load_rows(ckpt, name + ".bias", opts.dtype, 0, starts[j] * D, counts[j] * D));
+    }
+    Value* qkv_b = cfg.attention_bias ? b.constant(p + "qkv_proj.bias", concat(bias, 0)) : nullptr;
+    Value* qkv = b.linear(p + "qkv_proj", h, b.constant(p + "qkv_proj.weight", concat(w, 0)), qkv_b);
+    std::vector<Value*> parts = b.split(p + "qkv", b.split_heads(p + "qkv", qkv, counts[0] + 2 * counts[1], D), 1,
+                                        {counts[0], counts[1], counts[2]});
+    return {parts[0], parts[1], parts[2]};
+  }
+
+  // x + attn(h)
+  Value* attention(int i, Value* x, Value* h, const StepInputs& in, const Rope& rope) {
     std::string p = "model.layers." + std::to_string(i) + ".self_attn.";
     int64_t D = cfg.head_dim;
-    auto proj = [&](const char* w, int64_t start, int64_t n) {
-      std::string name = p + w;
-      Value* bias = cfg.attention_bias ? weight(name + ".bias", 0, start * D, n * D) : nullptr;
-      return b.linear(name, h, weight(name + ".weight", 0, start * D, n * D), bias);
-    };
-    Value* q = b.split_heads(p + "q", proj("q_proj", heads.q_start, heads.q_heads), heads.q_heads, D);
-    Value* k = b.split_heads(p + "k", proj("k_proj", heads.kv_start, heads.kv_heads), heads.kv_heads, D);
-    Value* v = b.split_heads(p + "v", proj("v_proj", heads.kv_start, heads.kv_heads), heads.kv_heads, D);
-    q = apply_rope(b, p + "q_rope", q, rope, D);
-    k = apply_rope(b, p + "k_rope", k, rope, D);
+    auto [q, k, v] = qkv_heads(p, h);
+    q = apply_rope(b, p + "q_rope", q, rope);
+    k = apply_rope(b, p + "k_rope", k, rope);
     LayerCache c = add_cache_write(b, i, in, k, v, heads.kv_heads, D, cache_len, opts.dtype);
     Attributes a;
     a.set("scale", float(1.0 / std::sqrt(double(D))));
     Value* o = b.merge_heads(p + "heads", b.op("Attention", p + "attention", {q, c.k, c.v, in.mask}, a));
-    Value* out = b.linear(p + "o_proj", o, weight(p + "o_proj.weight", 1, heads.q_start * D, heads.q_heads * D));
-    out = tp_all_reduce(b, p + "o_proj", out, shard);
-    if (cfg.attention_bias) out = b.op("Add", p + "o_proj.bias", {out, weight(p + "o_proj.bias")});
-    return out;
+    Value* w = weight(p + "o_proj.weight", 1, heads.q_start * D, heads.q_heads * D);
+    Value* bias = cfg.attention_bias ? weight(p + "o_proj.bias") : nullptr;
+    if (!shard.active()) return b.linear(p + "o_proj", o, w, bias, x);  // one GEMM: bias and residual in its epilogue
+    Value* out = tp_all_reduce(b, p + "o_proj", b.linear(p + "o_proj", o, w), shard);
+    if (bias) out = b.op("Add", p + "o_proj.bias", {out, bias});
+    return b.op("Add", p + "attn_residual", {x, out});
   }
 
-  Value* mlp(int i, Value* h) {
+  // x + mlp(h)
+  Value* mlp(int i, Value* x, Value* h) {
     std::string p = "model.layers." + std::to_string(i) + ".mlp.";
     Value* gate = b.linear(p + "gate_proj", h, sharded(p + "gate_proj.weight", 0));
     Value* up = b.linear(p + "up_proj", h, sharded(p + "up_proj.weight", 0));
     Value* act = b.op("Mul", p + "act", {gate, b.op("Sigmoid", p + "act.sigmoid", {gate})});
-    Value* down = b.linear(p + "down_proj", b.op("Mul", p + "gated", {act, up}), sharded(p + "down_proj.weight", 1));
-    return tp_all_reduce(b, p + "down_proj", down, shard);
+    Value* gated = b.op("Mul", p + "gated", {act, up});
+    if (!shard.active()) return b.linear(p + "down_proj", gated, sharded(p + "down_proj.weight", 1), nullptr, x);
+    Value* down = tp_all_reduce(b, p + "down_proj", b.linear(p + "down_proj", gated, sharded(p + "down_proj.weight", 1)), shard);
+    return b.op("Add", p + "mlp_residual", {x, down});
   }
 
   Value* forward(int i, Value* x, const StepInputs& in, const Rope& rope) {
     std::string p = "model.layers." + std::to_string(i) + ".";
     Value* h = rms_norm(b, p + "input_layernorm", x, weight(p + "input_layernorm.weight"), cfg.norm_eps);
-    x = b.op("Add", p + "attn_residual", {x, attention(i, h, in, rope)});
+    x = attention(i, x, h, in, rope);
     h = rms_norm(b, p + "post_attention_layernorm", x, weight(p + "post_attention_layernorm.weight"), cfg.norm_eps);
-    return b.op("Add", p + "mlp_residual", {x, mlp(i, h)});
+    return mlp(i, x, h);
   }
 };
 

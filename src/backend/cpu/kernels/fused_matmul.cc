@@ -1,8 +1,8 @@
 // FusedMatMul on the CPU: MatMul's own path (matmul_compute; with trans_b a
 // BLAS call on B as stored, [N, K]), then the bias and the activation in
-// double on the compute-dtype result, rounded once to the output dtype — the
-// same numbers as the unfused MatMul/Gemm + Add + act chain up to that
-// chain's extra rounding between ops.
+// double on the compute-dtype result (then the residual), rounded once to the
+// output dtype — the same numbers as the unfused MatMul/Gemm + Add + act
+// (+ Add) chain up to that chain's extra rounding between ops.
 #include <cblas.h>
 
 #include <cmath>
@@ -46,16 +46,22 @@ void k_fused_matmul(KernelContext& c) {
   bool trans_b = c.attrs().get_int("trans_b", 0) != 0;
   Tensor out = trans_b ? matmul_trans_b(c) : matmul_compute(c);
   Tensor bias = c.has_input(2) ? as_compute(c.input(2)) : Tensor();
+  Tensor residual = c.has_input(3) ? as_compute(c.input(3)) : Tensor();
+  if (residual.defined() && residual.numel() != out.numel())
+    c.error("residual ", to_string(residual.shape()), " is not the output's shape ", to_string(out.shape()));
   int64_t n = trans_b ? c.input(1).dim(0) : c.input(1).dim(-1);
   if (bias.defined() && bias.numel() != n) c.error("bias has ", bias.numel(), " elements, N is ", n);
   visit_dtype(out.dtype(), [&]<typename T>() {
     if constexpr (std::is_floating_point_v<T>) {
       T* po = out.data<T>();
       const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+      const T* pr = residual.defined() ? residual.data<T>() : nullptr;
       for (int64_t i = 0; i < out.numel(); ++i) {
         double x = double(po[i]);
         if (pb) x += double(pb[i % n]);
-        po[i] = T(activate(act, x));
+        x = activate(act, x);
+        if (pr) x += double(pr[i]);
+        po[i] = T(x);
       }
     } else {
       c.error("needs a floating-point dtype, got ", dtype_name(out.dtype()));

@@ -2,7 +2,10 @@
 // (backend/cpu/kernels/attention.cc): scale, then the additive mask, then
 // causal (key j kept for query i when j <= i, top-left), then softmax, then ·V.
 //
-// Two kernels:
+// Three kernels:
+//  * decode_fwd (+ decode_combine): at most 8 query rows (a decode step),
+//    f16/bf16/f32, head dim 64 or 128: a block per query row and split of
+//    128 keys, partials merged in split order (see below).
 //  * flash_fwd: f16/bf16, head dim 64 or 128 (Dv == D). FlashAttention-2's
 //    shape: a block of 8 warps owns 128 query rows (16 per warp) of one
 //    (batch, head); K/V tiles of 64 keys stream through shared memory in a
@@ -303,6 +306,116 @@ __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q
 
 constexpr size_t flash_smem(int hd) { return size_t(kBr + 2 * kStages * kBc) * size_t(hd + 8) * 2; }
 
+// ---------------------------------------------------------------- decode (few query rows)
+
+// A decode step has one query row per (batch, head) against the whole cache:
+// flash_fwd's 128-row tiles would be 127/128 idle and give B * Hq blocks
+// only. Here a block of kDecThreads threads owns one query row and a split of
+// kDecThreads keys (flash-decoding): each thread scores one key (its K row
+// read with 16-byte loads; a key the mask sets to -inf is never read), the
+// block takes the max and the sum, then the threads accumulate P·V over the
+// split's keys, skipping keys of weight 0 (so the unwritten tail of a cache
+// costs no reads). One split writes O; several write (max, sum, O) partials
+// that decode_combine merges in split order, so results do not vary between
+// runs.
+constexpr int kDecThreads = 128;
+
+template <typename T>
+__device__ __forceinline__ float dot_row(const float* qs, const T* kr, int hd) {
+  constexpr int V = 16 / sizeof(T);
+  float acc = 0.0f;
+  for (int c = 0; c < hd; c += V) {
+    uint4 raw = __ldg(reinterpret_cast<const uint4*>(kr + c));
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int x = 0; x < V; ++x) acc += qs[c + x] * float(load(e, x));
+  }
+  return acc;
+}
+
+template <typename F>
+__device__ float block_reduce(float v, float* red, F op) {
+  for (int off = 16; off > 0; off /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // `red` may still be read from the last call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = red[0];
+  for (int w = 1; w < kDecThreads / 32; ++w) r = op(r, red[w]);
+  return r;
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ q, const T* __restrict__ k,
+                                                          const T* __restrict__ v, MaskView mask, T* __restrict__ o,
+                                                          float* __restrict__ part, Dims d) {
+  // P·V: a thread owns one 16-byte chunk (kV values) of V's rows and every
+  // kKeyGroups-th key of the split; the key groups' sums meet in shared memory.
+  constexpr int kV = 16 / sizeof(T), kChunks = HD / kV, kKeyGroups = kDecThreads / kChunks;
+  __shared__ float qs[HD], ps[kDecThreads], red[kDecThreads / 32], acc_s[kKeyGroups][HD];
+  const int row = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
+  const int i = row % d.Tq, h = (row / d.Tq) % d.Hq, b = row / (d.Tq * d.Hq), hk = h / (d.Hq / d.Hkv);
+  const T* kb = k + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
+  const T* vb = v + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
+  for (int x = tid; x < HD; x += kDecThreads) qs[x] = float(load(q + int64_t(row) * HD, x));
+  __syncthreads();
+  const int j0 = split * kDecThreads, j = j0 + tid;
+  float sc = -INFINITY;
+  if (j < d.Tk && (!d.causal || j <= i)) {
+    float mv = mask.ptr ? static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk] : 0.0f;
+    if (mv != -INFINITY) sc = dot_row(qs, kb + int64_t(j) * HD, HD) * d.scale + mv;
+  }
+  const float m = block_reduce(sc, red, [](float a, float c) { return fmaxf(a, c); });
+  const float p = sc == -INFINITY ? 0.0f : expf(sc - m);
+  const float l = block_reduce(p, red, [](float a, float c) { return a + c; });
+  ps[tid] = p;
+  __syncthreads();
+  const int chunk = tid % kChunks, kg = tid / kChunks, n_keys = min(kDecThreads, d.Tk - j0);
+  float acc[kV] = {};
+  for (int jj = kg; jj < n_keys; jj += kKeyGroups) {
+    const float pj = ps[jj];
+    if (pj == 0.0f) continue;
+    uint4 raw = __ldg(reinterpret_cast<const uint4*>(vb + int64_t(j0 + jj) * HD + chunk * kV));
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int x = 0; x < kV; ++x) acc[x] += pj * float(load(e, x));
+  }
+#pragma unroll
+  for (int x = 0; x < kV; ++x) acc_s[kg][chunk * kV + x] = acc[x];
+  __syncthreads();
+  for (int dim = tid; dim < HD; dim += kDecThreads) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int g = 0; g < kKeyGroups; ++g) sum += acc_s[g][dim];
+    if (gridDim.y == 1) {
+      store(o, int64_t(row) * HD + dim, sum / l);  // l = 0 (every key masked): 0/0 = NaN, as Softmax gives
+    } else {
+      float* pp = part + (int64_t(row) * gridDim.y + split) * (HD + 2);
+      if (dim == 0) pp[0] = m, pp[1] = l;
+      pp[2 + dim] = sum;
+    }
+  }
+}
+
+// O from the splits' (max, sum, P·V) partials, merged in split order.
+template <typename T, int HD>
+__global__ void decode_combine(const float* __restrict__ part, int splits, T* __restrict__ o) {
+  const int row = blockIdx.x, dim = threadIdx.x;
+  const float* pr = part + int64_t(row) * splits * (HD + 2);
+  float m = -INFINITY;
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, pr[s * (HD + 2)]);
+  float l = 0.0f, acc = 0.0f;
+  if (m != -INFINITY)
+    for (int s = 0; s < splits; ++s) {
+      const float* ps = pr + s * (HD + 2);
+      if (ps[0] == -INFINITY) continue;
+      float w = expf(ps[0] - m);
+      l += ps[1] * w;
+      acc += ps[2 + dim] * w;
+    }
+  store(o, int64_t(row) * HD + dim, acc / l);
+}
+
 // ---------------------------------------------------------------- simple (any dtype)
 
 constexpr int kMaxPerLane = 8;  // Dv <= 256
@@ -424,6 +537,24 @@ void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
   else launch_flash<T, HD, false>(c, d, mv);
 }
 
+// Query rows at most this many: decode_fwd instead of flash_fwd.
+constexpr int kDecodeMaxTq = 8;
+
+template <typename T, int HD>
+void launch_decode(KernelContext& c, const Dims& d, const MaskView& mv) {
+  const int rows = d.B * d.Hq * d.Tq, splits = (d.Tk + kDecThreads - 1) / kDecThreads;
+  if (splits > 65535) c.error("key length ", d.Tk, " needs more than 65535 splits of ", kDecThreads, " keys");
+  float* part = splits > 1 ? static_cast<float*>(c.scratch(size_t(rows) * size_t(splits) * (HD + 2) * sizeof(float))) : nullptr;
+  T* out = static_cast<T*>(c.output(0).raw());
+  decode_fwd<T, HD><<<dim3(unsigned(rows), unsigned(splits)), kDecThreads, 0, c.stream()>>>(
+      static_cast<const T*>(c.input(0).raw()), static_cast<const T*>(c.input(1).raw()),
+      static_cast<const T*>(c.input(2).raw()), mv, out, part, d);
+  check_launch(c);
+  if (splits == 1) return;
+  decode_combine<T, HD><<<unsigned(rows), HD, 0, c.stream()>>>(part, splits, out);
+  check_launch(c);
+}
+
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 void k_attention(KernelContext& c) {
@@ -443,8 +574,25 @@ void k_attention(KernelContext& c) {
                   aligned16(out);
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
-        if (d.D == 64) launch_flash<T, 64>(c, d, mv);
-        else launch_flash<T, 128>(c, d, mv);
+        if (d.Tq <= kDecodeMaxTq) {
+          if (d.D == 64) launch_decode<T, 64>(c, d, mv);
+          else launch_decode<T, 128>(c, d, mv);
+        } else if (d.D == 64) {
+          launch_flash<T, 64>(c, d, mv);
+        } else {
+          launch_flash<T, 128>(c, d, mv);
+        }
+        return;
+      }
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      // fp32 decode: the same kernel, exact fp32 arithmetic (no tensor cores there).
+      bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q) &&
+                    aligned16(k) && aligned16(v);
+      if (decode) {
+        MaskView mv = mask_view<float>(c, d);
+        if (d.D == 64) launch_decode<T, 64>(c, d, mv);
+        else launch_decode<T, 128>(c, d, mv);
         return;
       }
     }

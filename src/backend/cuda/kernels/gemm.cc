@@ -55,6 +55,11 @@ const Tensor* third_input(const KernelContext& ctx) {
   return ctx.node().op != "MatMul" && ctx.has_input(2) ? &ctx.input(2) : nullptr;
 }
 
+// FusedMatMul's residual (cuBLASLt's C, beta = 1), if present.
+const Tensor* residual_input(const KernelContext& ctx) {
+  return ctx.node().op == "FusedMatMul" && ctx.has_input(3) ? &ctx.input(3) : nullptr;
+}
+
 // Zero-padded device copies of the constant B ([K, N] gains columns, [N, K]
 // rows) and bias, enqueued on the stream before the first GEMM reads them.
 // This first run is never captured, so allocating here is allowed.
@@ -149,7 +154,10 @@ void run_empty_k(KernelContext& ctx, const GemmPlan& g, const Tensor* c) {
             "scaling C");
     return;
   }
-  cuda_ok(ctx, cudaMemsetAsync(out.raw(), 0, out.nbytes(), ctx.stream()), "zeroing the output");
+  if (const Tensor* r = residual_input(ctx))
+    cuda_ok(ctx, cudaMemcpyAsync(out.raw(), r->raw(), out.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()), "copying the residual");
+  else
+    cuda_ok(ctx, cudaMemsetAsync(out.raw(), 0, out.nbytes(), ctx.stream()), "zeroing the output");
   GemmAct act = g.post_act != GemmAct::none ? g.post_act : g.lt.act;
   if (c || act != GemmAct::none)
     cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.lt.n, 1.0, c ? c->raw() : nullptr, act, ctx.stream()),
@@ -212,6 +220,10 @@ void k_gemm(KernelContext& ctx) {
     case GemmPlan::CMode::none:
       if (ctx.node().op == "FusedMatMul" && c) bias = c->raw();
       break;
+  }
+  if (const Tensor* r = residual_input(ctx)) {
+    if (r->numel() != out.numel()) ctx.error("residual ", to_string(r->shape()), " is not the output's shape ", to_string(out.shape()));
+    cm = r->raw();
   }
   // Padded N (c_mode is none or bias there): the padded constants, into scratch.
   const void* lt_bias = bias;

@@ -23,18 +23,39 @@ std::vector<int64_t> optional_host_ints(const KernelContext& ctx, size_t i, cons
   return ctx.has_input(i) ? host_ints(ctx, i, what) : std::vector<int64_t>{};
 }
 
+std::vector<int64_t> transpose_perm(const Attributes& a, int64_t rank) {
+  std::vector<int64_t> perm = a.get_ints("perm");
+  if (perm.empty())
+    for (int64_t i = rank - 1; i >= 0; --i) perm.push_back(i);
+  for (int64_t& p : perm) p = p < 0 ? p + rank : p;
+  return perm;
+}
+
+// The dims longer than 1 keep their order (e.g. [B, 1, H, D] -> [B, H, 1, D],
+// splitting heads at one position): the bytes are already in the output's
+// order, so the planner makes the output a view.
+bool transpose_is_view(const Node& n, const Shape& in, const std::vector<TensorType>&, size_t, std::vector<size_t>& offsets) {
+  int64_t last = -1;
+  for (int64_t p : transpose_perm(n.attrs, int64_t(in.size()))) {
+    if (p < 0 || p >= int64_t(in.size())) return false;
+    if (in[size_t(p)] == 1) continue;
+    if (p < last) return false;
+    last = p;
+  }
+  offsets = {0};
+  return true;
+}
+
 void k_transpose(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   Tensor& out = ctx.output(0);
-  std::vector<int64_t> perm = ctx.attrs().get_ints("perm");
-  if (perm.empty())
-    for (int64_t i = x.rank() - 1; i >= 0; --i) perm.push_back(i);
+  std::vector<int64_t> perm = transpose_perm(ctx.attrs(), x.rank());
   Shape in_st = contiguous_strides(x.shape());
   std::vector<int64_t> st;
-  for (int64_t p : perm) st.push_back(in_st[size_t(p < 0 ? p + x.rank() : p)]);
+  for (int64_t p : perm) st.push_back(in_st[size_t(p)]);
   strided_copy(ctx, x.raw(), out.raw(), elem_bytes(x), gather_plan(out.shape(), st));
 }
-TESSERA_CUDA_KERNEL("Transpose", k_transpose);
+TESSERA_CUDA_KERNEL_VIEW_WHEN("Transpose", k_transpose, transpose_is_view);
 
 // Concat and Split see each tensor as `outer` rows along the axis: the part
 // of input (output) k is a 2-D block at column `at` of the joined rows.
@@ -77,7 +98,24 @@ void k_split(KernelContext& ctx) {
     at += row;
   }
 }
-TESSERA_CUDA_KERNEL("Split", k_split);
+// Every dim before the axis 1 (e.g. q|k|v split off a leading axis): each
+// output is one contiguous block of the input, so the planner makes it a view.
+bool split_is_view(const Node& n, const Shape& in, const std::vector<TensorType>& outs, size_t elem,
+                   std::vector<size_t>& offsets) {
+  int64_t rank = int64_t(in.size()), axis = n.attrs.get_int("axis", 0);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) return false;
+  for (int64_t d = 0; d < axis; ++d)
+    if (in[size_t(d)] != 1) return false;
+  size_t at = 0;
+  offsets.clear();
+  for (const TensorType& t : outs) {
+    offsets.push_back(at);
+    at += size_t(numel(t.shape)) * elem;
+  }
+  return true;
+}
+TESSERA_CUDA_KERNEL_VIEW_WHEN("Split", k_split, split_is_view);
 
 void k_slice(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);

@@ -1,0 +1,27 @@
+// Rope (ops/rope.cc) on the CPU: each element with its rotation partner, in
+// double, rounded once into X's dtype.
+#include "backend/cpu/loops.h"
+
+namespace tessera::cpu {
+namespace {
+
+void k_rope(KernelContext& c) {
+  Tensor x = c.input(0).cast(DType::f64), cs = c.input(1).cast(DType::f64), sn = c.input(2).cast(DType::f64);
+  bool interleaved = c.attrs().get_int("interleaved", 0) != 0;
+  int64_t d = x.rank() ? x.dim(-1) : 0, half = d / 2;
+  if (d % 2) c.error("head dim ", d, " is odd");
+  Tensor y = Tensor::empty(DType::f64, x.shape());
+  const double *px = x.data<double>(), *pc = cs.data<double>(), *ps = sn.data<double>();
+  double* py = y.data<double>();
+  std::vector<int64_t> st[2] = {broadcast_strides(cs.shape(), x.shape()), broadcast_strides(sn.shape(), x.shape())};
+  for_each_broadcast<2>(x.shape(), st, [&](int64_t i, const int64_t* off) {
+    int64_t j = i % d;
+    double rot = interleaved ? (j % 2 ? px[i - 1] : -px[i + 1]) : (j < half ? -px[i + half] : px[i - half]);
+    py[i] = px[i] * pc[off[0]] + rot * ps[off[1]];
+  });
+  c.set_output(0, y.cast(c.output_type(0).dtype));
+}
+TESSERA_CPU_KERNEL("Rope", k_rope);
+
+}  // namespace
+}  // namespace tessera::cpu

@@ -1,0 +1,75 @@
+// Rope (ops/rope.cc) on the GPU: one thread per element, reading its rotation
+// partner, and cos/sin at the element's broadcast offset; f32 arithmetic (f64
+// for f64), rounded once.
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernel_registry.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr int kMaxRank = 8;
+
+// X's dims and each table's strides along them (0 where the table broadcasts).
+struct RopeDims {
+  int rank;
+  int64_t dims[kMaxRank], cos_st[kMaxRank], sin_st[kMaxRank];
+  int64_t n, d;
+  bool interleaved;
+};
+
+template <typename T>
+__global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, const T* __restrict__ sn, T* __restrict__ y,
+                            RopeDims r) {
+  using C = compute_t<T>;
+  const int64_t half = r.d / 2;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < r.n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, oc = 0, os = 0;
+    for (int a = r.rank - 1; a >= 0; --a) {
+      int64_t idx = rest % r.dims[a];
+      rest /= r.dims[a];
+      oc += idx * r.cos_st[a];
+      os += idx * r.sin_st[a];
+    }
+    const int64_t j = i % r.d;
+    C rot = r.interleaved ? (j % 2 ? load(x, i - 1) : -load(x, i + 1)) : (j < half ? -load(x, i + half) : load(x, i - half));
+    store(y, i, load(x, i) * load(cs, oc) + rot * load(sn, os));
+  }
+}
+
+// Strides of `t` read as if broadcast to `x` (right-aligned, 0 along broadcast dims).
+void broadcast_strides(const Shape& t, const Shape& x, int64_t* out) {
+  Shape st = contiguous_strides(t);
+  size_t lead = x.size() - t.size();
+  for (size_t a = 0; a < x.size(); ++a) out[a] = a < lead || t[a - lead] == 1 ? 0 : st[a - lead];
+}
+
+void k_rope(KernelContext& ctx) {
+  const Tensor &x = ctx.input(0), &cs = ctx.input(1), &sn = ctx.input(2);
+  if (x.rank() > kMaxRank) ctx.error("rank ", x.rank(), " is above the ", kMaxRank, " this kernel takes");
+  if (cs.rank() > x.rank() || sn.rank() > x.rank()) ctx.error("a table has a higher rank than X");
+  RopeDims r{};
+  r.rank = int(x.rank());
+  for (int a = 0; a < r.rank; ++a) r.dims[a] = x.dim(a);
+  broadcast_strides(cs.shape(), x.shape(), r.cos_st);
+  broadcast_strides(sn.shape(), x.shape(), r.sin_st);
+  r.n = x.numel();
+  r.d = r.rank ? x.dim(-1) : 0;
+  r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
+  if (r.n == 0) return;
+  if (r.d % 2) ctx.error("head dim ", r.d, " is odd");
+  visit_device_dtype(x.dtype(), [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, __half> ||
+                  std::is_same_v<T, __nv_bfloat16>)
+      rope_kernel<T><<<blocks_for(r.n), 256, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<const T*>(cs.raw()),
+                                                              static_cast<const T*>(sn.raw()), static_cast<T*>(ctx.output(0).raw()), r);
+    else
+      ctx.error("dtype ", dtype_name(x.dtype()), " is not a float type");
+  });
+  check_launch(ctx);
+}
+
+}  // namespace
+
+TESSERA_CUDA_KERNEL("Rope", k_rope);
+
+}  // namespace tessera::cuda

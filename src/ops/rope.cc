@@ -1,0 +1,38 @@
+// Rope: rotary position embedding applied to X[..., D] with cos/sin tables
+// that broadcast to X (the tables as transformers builds them: [.., T, D],
+// each frequency's cos (sin) written at both elements it rotates):
+//   Y = X * cos + rotate(X) * sin
+// rotate: interleaved = 0 (default, rotate-half, Llama): [-x[D/2:], x[:D/2]];
+//         interleaved = 1 (the complex form): pairs (x0, x1) → (-x1, x0).
+// Made by the Hugging Face builders (one kernel where the unfused graph has
+// Slice, Slice, Neg, Concat, Mul, Mul, Add); computed in f32 (f64 for f64),
+// rounded once. X, cos and sin share a float dtype; D is even.
+#include "ir/op_registry.h"
+
+namespace tessera {
+namespace {
+
+std::vector<TensorType> rope(const InferContext& c) {
+  const TensorType &x = c.input(0), &cs = c.input(1), &sn = c.input(2);
+  if (!is_float(x.dtype)) c.error("input X is ", dtype_name(x.dtype), ", expected a float type");
+  if (cs.dtype != x.dtype || sn.dtype != x.dtype)
+    c.error("cos (", dtype_name(cs.dtype), ") and sin (", dtype_name(sn.dtype), ") must have X's dtype ", dtype_name(x.dtype));
+  int64_t il = c.attrs().get_int("interleaved", 0);
+  if (il != 0 && il != 1) c.error("interleaved must be 0 or 1, got ", il);
+  if (!x.rank_known) return {x};
+  if (x.shape.empty()) c.error("X must have a last (head) dim");
+  int64_t d = x.shape.back();
+  if (d >= 0 && d % 2) c.error("head dim ", d, " is odd: rotary pairs need an even one");
+  for (const TensorType* t : {&cs, &sn}) {
+    if (!t->rank_known) continue;
+    Shape b = broadcast_shapes(x.shape, t->shape, c.node().name);
+    if (t->shape.size() > x.shape.size() || b != x.shape)
+      c.error("table ", to_string(t->shape), " does not broadcast to X ", to_string(x.shape));
+  }
+  return {x};
+}
+
+TESSERA_REGISTER_OP({"Rope", 3, 3, 1, 1, rope});
+
+}  // namespace
+}  // namespace tessera
