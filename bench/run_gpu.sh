@@ -8,6 +8,7 @@
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
 #                                    vs transformers generate (eager) and static cache + torch.compile (~5 min)
 #   bench/run_gpu.sh decode_llama    Llama-3-8B shape bf16 decode, B1, prompt 128, 64 new tokens, the same peers (~5 min)
+#   bench/run_gpu.sh onegpu          the one-GPU distributed and cache tests: NCCL gtests, host-staged gloo TP=2 on one GPU, cuda cache entries
 #   bench/run_gpu.sh profile         one GPT-2 124M fp16 decode step at B1 and B8, timed per node (generate --profile-step)
 #   bench/run_gpu.sh decode_summary  the decode table (bench/summarize_decode.py) from the decode stages run on this machine
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
@@ -68,6 +69,11 @@ for stage in "$@"; do
       [ -f /tmp/ckpt/gpt2/config.json ] ||
         "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2
       for b in 1 8; do decode_case $R gpt2_B$b /tmp/ckpt/gpt2 f16 $b 128 128; done ;;
+    onegpu)
+      "$G/tessera_tests" --gtest_filter='Nccl*:*Cache*' 2>&1 | tee "$OUT/onegpu.txt" | grep -E "OK|FAILED|PASSED|SKIPPED|error" | head -30
+      timeout 300 python3 -m pytest -q -p no:cacheprovider -rfs tests/python/test_cuda_gloo_fallback.py tests/python/test_engine_cache.py \
+        "tests/python/test_tensor_parallel.py::test_seed_simple_example_on_cuda" 2>&1 |
+        tee -a "$OUT/onegpu.txt" | tail -15 ;;
     profile)
       [ -f /tmp/ckpt/gpt2/config.json ] ||
         "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2

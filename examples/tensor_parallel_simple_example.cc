@@ -1,10 +1,13 @@
 // The seed's tensor_parallel_simple_example, in C++: the ToyModel sharded with
 // its exact DTensor plan, one engine per rank, collectives inside the engine.
 //
-//   tessera launch --nproc-per-node 2 -- ./build/tensor_parallel_simple_example
+//   tessera launch --nproc-per-node 2 -- ./build/tensor_parallel_simple_example [--target cuda] [--comm auto|nccl|gloo]
 //
 // Every rank also builds the unsharded model and checks its part of the
 // output against the single-rank result (rel. L2 <= 1e-5), then prints timings.
+// --target cuda: the engines run on each rank's GPU (by local rank) and the
+// collectives on NCCL, or host-staged over gloo when ranks share a GPU
+// (--comm, as for `tessera generate`).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +18,7 @@
 #include "dist/process_group.h"
 #include "parallel/tp_plan.h"
 #include "tessera/tessera.h"
+#include "tools/cli.h"
 #include "tools/toy_model.h"
 
 using namespace tessera;
@@ -56,17 +60,35 @@ double p50_ms(const Engine& e, const Tensor& x, int iters) {
   return ms[ms.size() / 2];
 }
 
-int run() {
+struct Args {
+  std::string target = "cpu", comm = "auto";
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if ((flag != "--target" && flag != "--comm") || i + 1 >= argc)
+      fail(ErrorKind::InvalidArgument, "unknown argument '", flag, "' (usage: [--target cpu|cuda] [--comm auto|nccl|gloo])");
+    (flag == "--target" ? a.target : a.comm) = argv[++i];
+  }
+  if (a.target != "cpu" && a.target != "cuda") fail(ErrorKind::InvalidArgument, "--target '", a.target, "': expected cpu or cuda");
+  return a;
+}
+
+int run(const Args& args) {
   auto pg = dist::init_process_group("gloo", std::chrono::seconds(60));
   int rank = pg->info.rank, world = pg->info.world_size;
   const int64_t batch = 20;
   if (batch % world) fail(ErrorKind::InvalidArgument, "batch ", batch, " does not divide by ", world, " ranks");
   auto layers = toy::make_weights(0);
-  Settings tp;
+  Settings tp, one;
   tp.tp_degree = world, tp.tp_rank = rank, tp.plan_json = seed_plan().to_json();
+  tp.target = one.target = args.target;
   Engine sharded = Engine::build(toy::make_graph(layers), tp);
-  sharded.set_communicator(pg->world);
-  Engine single = Engine::build(toy::make_graph(layers), Settings{});
+  std::shared_ptr<dist::Communicator> comm = cli::engine_communicator(*pg, args.target, args.comm);
+  sharded.set_communicator(comm);
+  Engine single = Engine::build(toy::make_graph(layers), one);
 
   std::mt19937_64 gen(1);  // the same full input on every rank
   std::normal_distribution<float> normal;
@@ -81,7 +103,8 @@ int run() {
   pg->world->barrier();
   std::cout << "rank " << rank << "/" << world << ": output " << to_string(y_local.shape()) << " (rows " << rank * local << ".."
             << (rank + 1) * local - 1 << "), rel. L2 vs single rank " << std::scientific << std::setprecision(2) << err
-            << std::fixed << std::setprecision(3) << ", p50 " << tp_ms << " ms sharded vs " << one_ms << " ms single (cpu, gloo)\n";
+            << std::fixed << std::setprecision(3) << ", p50 " << tp_ms << " ms sharded vs " << one_ms << " ms single (" << args.target << ", "
+            << (comm == pg->world ? (args.target == "cuda" ? "host-staged gloo" : "gloo") : "nccl") << ")\n";
   pg->finish();
   if (!(err <= 1e-5)) {
     std::cerr << "rank " << rank << ": sharded result differs from the single-rank result\n";
@@ -92,9 +115,9 @@ int run() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   try {
-    return run();
+    return run(parse_args(argc, argv));
   } catch (const Error& e) {
     std::cerr << "tensor_parallel_simple_example: error: " << e.what() << "\n";
     return 1;

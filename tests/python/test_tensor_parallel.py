@@ -3,6 +3,7 @@ fixtures sharded by a hand-written plan against the single-rank run, and the
 errors a user gets for plans and engines that do not fit."""
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -31,6 +32,28 @@ def test_seed_simple_example(world):
     p = run(BIN, "launch", "--nproc-per-node", world, "--", EXAMPLE)
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("rel. L2 vs single rank") == world
+
+
+@pytest.mark.parametrize("args, message", [(["--target", "tpu"], "expected cpu or cuda"), (["--bogus"], "unknown argument"),
+                                           (["--target"], "unknown argument")])
+def test_seed_simple_example_bad_arguments(args, message):
+    p = run(BIN, "launch", "--nproc-per-node", 2, "--", EXAMPLE, *args)
+    assert p.returncode != 0
+    assert message in p.stderr, p.stderr
+
+
+def gpu_present():
+    smi = shutil.which("nvidia-smi")
+    return bool(smi) and subprocess.run([smi, "-L"], capture_output=True, text=True).returncode == 0
+
+
+@pytest.mark.skipif(not gpu_present(), reason="no GPU visible: the example's cuda mode runs on the GPU machine")
+def test_seed_simple_example_on_cuda():
+    # Two ranks: on one GPU they share it and the collectives are host-staged over gloo; on two, NCCL.
+    p = run(BIN, "launch", "--nproc-per-node", 2, "--", EXAMPLE, "--target", "cuda")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("rel. L2 vs single rank") == 2
+    assert "(cuda, " in p.stdout
 
 
 @pytest.mark.parametrize("fixture", ["mlp_torchscript", "mlp_dynamo"])
