@@ -10,6 +10,7 @@
 #   bench/run_gpu.sh decode_llama    Llama-3-8B shape bf16 decode, B1, prompt 128, 64 new tokens, the same peers (~5 min)
 #   bench/run_gpu.sh onegpu          the one-GPU distributed and cache tests: NCCL gtests, host-staged gloo TP=2 on one GPU, cuda cache entries
 #   bench/run_gpu.sh profile         one GPT-2 124M fp16 decode step at B1 and B8, timed per node (generate --profile-step)
+#   bench/run_gpu.sh llama_variants  after decode_llama: its tessera step profiled, with cuBLASLt and with the skinny GEMM kernel
 #   bench/run_gpu.sh decode_summary  the decode table (bench/summarize_decode.py) from the decode stages run on this machine
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
 # scripts under .carry/peers; writes raw files to $OUT (few: the device returns at most 8).
@@ -94,6 +95,14 @@ for stage in "$@"; do
       [ -f $KEEP/peak.json ] || python3 bench/measure_peak.py $KEEP/peak.json
       cp $KEEP/peak.json "$OUT/"
       decode_case $R llama3_8b_B1 /tmp/ckpt/llama3-8b bf16 1 128 64 ;;
+    llama_variants)
+      ids=$(seq -s, 1000 1127)
+      for skinny in 0 16; do
+        echo "--- llama3-8b bf16 B1, TESSERA_SKINNY_GEMM_MAX_M=$skinny" | tee -a "$OUT/llama_variants.txt"
+        TESSERA_SKINNY_GEMM_MAX_M=$skinny timeout 200 "$G/tessera" generate --model /tmp/ckpt/llama3-8b --target cuda --dtype bf16 \
+          --ignore-eos -q --batch 1 --max-new-tokens 64 --max-seq-len 192 --prompt-ids "$ids" --profile-step 14 2>&1 |
+          tee -a "$OUT/llama_variants.txt" | head -36
+      done ;;
     decode_summary)
       [ -f $KEEP/peak.json ] || { [ -f "$OUT/peak.json" ] && cp "$OUT/peak.json" $KEEP/; }
       python3 bench/summarize_decode.py $KEEP | tee "$OUT/decode_summary.md" ;;

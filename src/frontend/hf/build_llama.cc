@@ -123,8 +123,14 @@ struct Layer {
   // x + mlp(h)
   Value* mlp(int i, Value* x, Value* h) {
     std::string p = "model.layers." + std::to_string(i) + ".mlp.";
-    Value* gate = b.linear(p + "gate_proj", h, sharded(p + "gate_proj.weight", 0));
-    Value* up = b.linear(p + "up_proj", h, sharded(p + "up_proj.weight", 0));
+    // gate_proj and up_proj (this rank's rows) as one GEMM, split on the last
+    // axis (views at B = T = 1, a decode step of one sequence).
+    Tensor gw = load_weight(ckpt, p + "gate_proj.weight", opts.dtype, 0, shard);
+    Tensor uw = load_weight(ckpt, p + "up_proj.weight", opts.dtype, 0, shard);
+    int64_t local = gw.dim(0);
+    Value* both = b.linear(p + "gate_up_proj", h, b.constant(p + "gate_up_proj.weight", concat({gw, uw}, 0)));
+    std::vector<Value*> gu = b.split(p + "gate_up", both, -1, {local, uw.dim(0)});
+    Value *gate = gu[0], *up = gu[1];
     Value* act = b.op("Mul", p + "act", {gate, b.op("Sigmoid", p + "act.sigmoid", {gate})});
     Value* gated = b.op("Mul", p + "gated", {act, up});
     if (!shard.active()) return b.linear(p + "down_proj", gated, sharded(p + "down_proj.weight", 1), nullptr, x);
