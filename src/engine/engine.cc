@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -92,6 +93,23 @@ std::map<std::string, Tensor> Engine::run(const std::map<std::string, Tensor>& i
   bool has_comms = comms_.world || !comms_.groups.empty();
   if (settings_.target == "cuda") return run_cuda(cuda_executor(), inputs, timer, has_comms ? &comms_ : nullptr);
   return exec_->run(inputs, timer, has_comms ? &comms_ : nullptr);
+}
+
+std::map<std::string, Tensor> Engine::run_outputs(const std::map<std::string, Tensor>& inputs,
+                                                 const std::set<std::string>& names) const {
+  for (const std::string& n : names)
+    if (!graph_->find_value(n) || std::find(graph_->outputs.begin(), graph_->outputs.end(), graph_->find_value(n)) == graph_->outputs.end())
+      fail(ErrorKind::InvalidArgument, "engine '", graph_->name, "' has no output '", n, "'");
+  std::map<std::string, Tensor> out;
+  if (settings_.target == "cuda") {
+    check_inputs(*graph_, inputs);
+    bool has_comms = comms_.world || !comms_.groups.empty();
+    out = run_cuda(cuda_executor(), inputs, {}, has_comms ? &comms_ : nullptr, &names);
+  } else {
+    out = run(inputs);
+  }
+  std::erase_if(out, [&](const auto& kv) { return !names.count(kv.first); });
+  return out;
 }
 
 std::map<std::string, Tensor> Engine::run_device(const std::map<std::string, Tensor>& inputs) const {

@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "backend/cpu/executor.h"
@@ -28,6 +29,9 @@ class Engine {
   // Inputs are checked by name, dtype and shape against the graph first.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
                                     const cpu::NodeTimer& timer = {}) const;
+  // Only the named outputs, on the host: a cuda engine copies just those (a
+  // decode step's token ids rather than its logits).
+  std::map<std::string, Tensor> run_outputs(const std::map<std::string, Tensor>& inputs, const std::set<std::string>& names) const;
 
   // Communicators for collective nodes: the world, and named mesh axes
   // ("tp", "dp") that nodes select with their `group` attribute.

@@ -61,8 +61,9 @@ std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph& g, const Setting
 }
 
 std::map<std::string, Tensor> run_cuda(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
-                                       const cpu::NodeTimer& timer, const cpu::Communicators* comms) {
-  return e.run(inputs, timer, comms);
+                                       const cpu::NodeTimer& timer, const cpu::Communicators* comms,
+                                       const std::set<std::string>* only) {
+  return e.run(inputs, timer, comms, only);
 }
 
 std::map<std::string, Tensor> run_cuda_device(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
@@ -98,7 +99,7 @@ void prepare_target(Settings& s) { target_arch(s); }
 void finish_target(Graph&, const Settings&) {}
 std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph&, const Settings&, const RuntimeOptions&) { no_cuda(); }
 std::map<std::string, Tensor> run_cuda(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::NodeTimer&,
-                                       const cpu::Communicators*) { no_cuda(); }
+                                       const cpu::Communicators*, const std::set<std::string>*) { no_cuda(); }
 std::map<std::string, Tensor> run_cuda_device(cuda::Executor&, const std::map<std::string, Tensor>&, const cpu::Communicators*) { no_cuda(); }
 void* cuda_stream_of(cuda::Executor&) { no_cuda(); }
 std::string describe_cuda_plan(cuda::Executor&, const std::map<std::string, Shape>&) { no_cuda(); }

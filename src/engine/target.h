@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "backend/cpu/executor.h"
@@ -24,7 +25,8 @@ void finish_target(Graph& g, const Settings& s);
 
 std::shared_ptr<cuda::Executor> make_cuda_executor(const Graph& g, const Settings& s, const RuntimeOptions& r);
 std::map<std::string, Tensor> run_cuda(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
-                                       const cpu::NodeTimer& timer, const cpu::Communicators* comms);
+                                       const cpu::NodeTimer& timer, const cpu::Communicators* comms,
+                                       const std::set<std::string>* only = nullptr);
 std::map<std::string, Tensor> run_cuda_device(cuda::Executor& e, const std::map<std::string, Tensor>& inputs,
                                               const cpu::Communicators* comms);
 void* cuda_stream_of(cuda::Executor& e);

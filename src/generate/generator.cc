@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
@@ -35,6 +37,11 @@ Generator::Generator(const Engine& engine, int64_t slots) : engine_(engine), slo
   if (g.outputs.empty() || g.outputs[0]->name != "logits" || g.outputs[0]->shape.empty() || g.outputs[0]->shape.back() <= 0)
     fail(ErrorKind::InvalidArgument, "engine '", g.name, "' has no `logits` output of known vocabulary size");
   vocab_ = g.outputs[0]->shape.back();
+  auto is_output = [&](const char* name) {
+    const Value* v = g.find_value(name);
+    return v && std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+  };
+  device_greedy_ = is_output("next_ids") && is_output("next_max");
 }
 
 // Row `slot` of every cache, as [1, H, S, D] views of the same memory.
@@ -168,20 +175,57 @@ std::vector<Result> Generator::generate(const std::vector<Request>& requests, co
       pos[size_t(i)] = int64_t(s.tokens.size()) - 1;
     }
     if (active == 0) break;
-    auto t0 = std::chrono::steady_clock::now();
-    Tensor logits = run(Tensor::from(DType::i64, {slots_, 1}, ids), Tensor::from(DType::i64, {slots_, 1}, pos), caches_);
-    const float* rows = rows_of(logits, slots_);
-    stats_.decode_ms += ms_since(t0);
-    ++stats_.decode_steps;
+    decode_step(slots, requests, ids, pos);
     for (int64_t i = 0; i < slots_; ++i) {
       Slot& s = slots[size_t(i)];
-      if (s.request < 0) continue;
-      const Request& r = requests[size_t(s.request)];
-      s.pending = s.sampler.next(rows + i * vocab_, vocab_, s.tokens);
-      accept(s, r, results[size_t(s.request)], on_token);
+      if (s.request >= 0) accept(s, requests[size_t(s.request)], results[size_t(s.request)], on_token);
     }
   }
   return results;
+}
+
+// Every active sequence decodes greedily with no repetition penalty: the
+// engine's next_ids are its tokens, and the logits need not leave the device.
+bool Generator::greedy_on_device(const std::vector<Slot>& slots, const std::vector<Request>& requests) const {
+  if (!device_greedy_) return false;
+  for (const Slot& s : slots) {
+    if (s.request < 0) continue;
+    const SamplingParams& p = requests[size_t(s.request)].sampling;
+    if (!p.greedy || p.repetition_penalty != 1.0f) return false;
+  }
+  return true;
+}
+
+// One step of every slot; each active slot's sampled token goes to `pending`.
+void Generator::decode_step(std::vector<Slot>& slots, const std::vector<Request>& requests, const std::vector<int64_t>& ids,
+                            const std::vector<int64_t>& pos) {
+  std::map<std::string, Tensor> in = caches_;
+  in["input_ids"] = Tensor::from(DType::i64, {slots_, 1}, ids);
+  in["position_ids"] = Tensor::from(DType::i64, {slots_, 1}, pos);
+  auto t0 = std::chrono::steady_clock::now();
+  if (greedy_on_device(slots, requests)) {
+    std::map<std::string, Tensor> out = engine_.run_outputs(in, {"next_ids", "next_max"});
+    stats_.decode_ms += ms_since(t0);
+    ++stats_.decode_steps;
+    const int64_t* next = out.at("next_ids").data<int64_t>();
+    const float* best = out.at("next_max").data<float>();
+    for (int64_t i = 0; i < slots_; ++i) {
+      if (slots[size_t(i)].request < 0) continue;
+      if (std::isnan(best[i]) || best[i] == std::numeric_limits<float>::infinity())
+        fail(ErrorKind::InvalidArgument, "[sampling] the logits of sequence ", slots[size_t(i)].request, " hold ",
+             std::isnan(best[i]) ? "NaN" : "+inf", " (vocab ", vocab_, ")");
+      slots[size_t(i)].pending = next[i];
+    }
+    return;
+  }
+  Tensor logits = engine_.run(in).at("logits");
+  const float* rows = rows_of(logits, slots_);
+  stats_.decode_ms += ms_since(t0);
+  ++stats_.decode_steps;
+  for (int64_t i = 0; i < slots_; ++i) {
+    Slot& s = slots[size_t(i)];
+    if (s.request >= 0) s.pending = s.sampler.next(rows + i * vocab_, vocab_, s.tokens);
+  }
 }
 
 }  // namespace tessera::gen

@@ -75,12 +75,16 @@ class Generator {
   void prefill(int64_t slot, Slot& s, size_t request, const Request& r);
   bool accept(Slot& s, const Request& r, Result& out, const TokenFn& on_token);
   void warm_up();
+  bool greedy_on_device(const std::vector<Slot>& slots, const std::vector<Request>& requests) const;
+  void decode_step(std::vector<Slot>& slots, const std::vector<Request>& requests, const std::vector<int64_t>& ids,
+                   const std::vector<int64_t>& pos);
 
   const Engine& engine_;
   int64_t slots_, cache_len_ = 0, vocab_ = 0;
   std::map<std::string, Tensor> caches_;  // cache_k.L / cache_v.L: [slots, Hkv, S, D]
   Stats stats_;
   bool warm_ = false;
+  bool device_greedy_ = false;  // the engine has next_ids / next_max outputs
 };
 
 }  // namespace tessera::gen

@@ -131,6 +131,27 @@ def test_truncated_checkpoint(tessera, tmp_path):
     assert "model.safetensors" in msg
 
 
+def poison(model_dir, tensor):
+    """Overwrite one tensor of model.safetensors with NaN, in place."""
+    f = model_dir / "model.safetensors"
+    raw = bytearray(f.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    entry = json.loads(raw[8:8 + n])[tensor]
+    begin, end = (8 + n + o for o in entry["data_offsets"])
+    dt = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}[entry["dtype"]]
+    nan = np.full((end - begin) // np.dtype(dt).itemsize, np.nan if dt != np.uint16 else 0x7FC0, dt)
+    raw[begin:end] = nan.tobytes()
+    f.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("args", [[], ["--repetition-penalty", "1.3"]], ids=["greedy", "repetition-penalty"])
+def test_nan_logits_are_refused(tessera, tmp_path, args):
+    d = copy_model(tmp_path, "gpt2-tiny")
+    poison(d, "transformer.ln_f.weight")
+    msg = run_bad(tessera, d, "--max-new-tokens", "4", *args)
+    assert "NaN" in msg, msg
+
+
 def test_config_disagrees_with_weights(tessera, tmp_path):
     d = copy_model(tmp_path, "llama-tiny")
     cfg = json.loads((d / "config.json").read_text())

@@ -314,7 +314,7 @@ std::map<std::string, Tensor> to_host(const std::map<std::string, Tensor>& ts) {
 }  // namespace
 
 std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer,
-                                            const cpu::Communicators* comms) {
+                                            const cpu::Communicators* comms, const std::set<std::string>* only) {
   if (!impl_->cpu_exec) {
     try {
       impl_->plan_for(inputs);
@@ -325,6 +325,7 @@ std::map<std::string, Tensor> Executor::run(const std::map<std::string, Tensor>&
   std::map<std::string, Tensor> dev = impl_->enqueue(inputs, timer, comms);
   std::map<std::string, Tensor> out;
   for (auto& [name, t] : dev) {
+    if (only && !only->count(name)) continue;
     if (t.device() != Device::cuda) {
       out[name] = t;
       continue;

@@ -12,6 +12,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "backend/cpu/executor.h"
@@ -39,8 +40,9 @@ class Executor {
   Executor(const Graph& g, const ExecutorOptions& opt);
   ~Executor();
   // Host tensors in and out. With a timer the run is eager, timed per node with CUDA events.
+  // `only`: copy just these outputs to the host (null: all of them).
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs, const cpu::NodeTimer& timer = {},
-                                    const cpu::Communicators* comms = nullptr);
+                                    const cpu::Communicators* comms = nullptr, const std::set<std::string>* only = nullptr);
   // Inputs on the host or the device; outputs stay on the device (valid until
   // the next run) and the stream is not synchronised.
   std::map<std::string, Tensor> run_device(const std::map<std::string, Tensor>& inputs, const cpu::Communicators* comms = nullptr);

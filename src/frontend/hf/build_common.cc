@@ -211,6 +211,17 @@ Value* add_lm_head(GraphBuilder& b, Value* h, const ModelConfig& cfg, const Chec
     }());
   Value* out = b.op("Identity", "logits", {logits});
   b.graph().outputs.push_back(out);
+  if (all_logits) return out;
+  // Greedy decoding on the device: each row's first maximum (torch.argmax)
+  // and the maximum itself (NaN/inf propagate, so the host can still refuse
+  // them), read instead of [B, V] logits when no logits processor applies.
+  Attributes am;
+  am.set("axis", int64_t(-1));
+  am.set("keepdims", int64_t(0));
+  b.graph().outputs.push_back(b.op("ArgMax", "next_ids", {out}, am));
+  Attributes rm;
+  rm.set("keepdims", int64_t(0));
+  b.graph().outputs.push_back(b.op("ReduceMax", "next_max", {out, b.i64s({-1})}, rm));
   return out;
 }
 

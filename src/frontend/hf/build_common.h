@@ -12,7 +12,9 @@
 //   cache_k.L / cache_v.L  [B, Hkv_local, S, D]  (one pair per layer) the
 //                                caller's KV cache, updated in place
 // and return `logits` [B, V] of each row's last position (all positions,
-// [B, T, V], with BuildOptions::all_logits, for parity tests).
+// [B, T, V], with BuildOptions::all_logits, for parity tests), then
+// `next_ids` [B] (each row's argmax) and `next_max` [B] (its value), which
+// greedy decoding reads instead of the logits.
 #pragma once
 #include <cstdint>
 #include <string>
