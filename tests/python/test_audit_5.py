@@ -76,6 +76,16 @@ SEED_PLAN = {"fc1": {"style": "colwise", "input_layouts": "Shard(0)"},
              "fc2": {"style": "rowwise", "output_layouts": "Shard(0)"}}
 
 
+def check_mlp_on_2_ranks(tmp_path, w1, w2):
+    """Both ranks of tp.rank{r}.tsr give relu(x @ w1) @ w2 on fresh x."""
+    x = np.random.randn(4, 8).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    p = launch_run(2, tmp_path, f"{tmp_path}/tp.rank{{rank}}.tsr", f"x={tmp_path}/x.npy", f"{tmp_path}/y{{rank}}.npy")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for r in range(2):
+        assert rel_l2(np.load(tmp_path / f"y{r}.npy"), np.maximum(x @ w1, 0) @ w2) <= 1e-5
+
+
 @pytest.mark.parametrize("world", [2, 4])
 def test_shard0_in_and_out_all_gather_and_reduce_scatter(tmp_path, world):
     """The seed's layouts on an ONNX model: each rank holds rows of x and of y."""
@@ -132,12 +142,7 @@ def test_replicate_style_keeps_whole_weights_and_no_collectives(tmp_path):
     text = inspect(tmp_path / "tp.rank1.tsr")
     assert f"weights: 2 tensors, {w1.nbytes + w2.nbytes} bytes" in text, text
     assert not {"AllReduce", "AllGather", "ReduceScatter"} & set(layers_of(text)), text
-    x = np.random.randn(4, 8).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    p = launch_run(2, tmp_path, f"{tmp_path}/tp.rank{{rank}}.tsr", f"x={tmp_path}/x.npy", f"{tmp_path}/y{{rank}}.npy")
-    assert p.returncode == 0, p.stdout + p.stderr
-    for r in range(2):
-        assert rel_l2(np.load(tmp_path / f"y{r}.npy"), np.maximum(x @ w1, 0) @ w2) <= 1e-5
+    check_mlp_on_2_ranks(tmp_path, w1, w2)
 
 
 def test_dtensor_class_names_and_use_local_output(tmp_path):
@@ -233,12 +238,7 @@ def test_module_path_from_node_metadata(tmp_path, key, plan):
     p = run(BIN, "build", tmp_path / "m.onnx", "-o", tmp_path / "tp.tsr", "--tp", 2, "--plan", tmp_path / "plan.json")
     assert p.returncode == 0, p.stderr
     assert layers_of(inspect(tmp_path / "tp.rank0.tsr")).get("AllReduce") == 1
-    x = np.random.randn(4, 8).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    p = launch_run(2, tmp_path, f"{tmp_path}/tp.rank{{rank}}.tsr", f"x={tmp_path}/x.npy", f"{tmp_path}/y{{rank}}.npy")
-    assert p.returncode == 0, p.stdout + p.stderr
-    for r in range(2):
-        assert rel_l2(np.load(tmp_path / f"y{r}.npy"), np.maximum(x @ w1, 0) @ w2) <= 1e-5
+    check_mlp_on_2_ranks(tmp_path, w1, w2)
 
 
 def test_simple_example_prints_its_timing():

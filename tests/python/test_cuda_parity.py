@@ -56,49 +56,17 @@ def _save_inputs(path, feeds):
     np.savez(path, **feeds)
 
 
-def attention_model(B, Hq, Hkv, T, D, causal):
-    """The exporters' pattern in f16: softmax(Q·Kᵀ·s + mask)·V with K, V repeated
-    from Hkv heads (Unsqueeze → Expand → Reshape); fuse_attention turns it into Attention."""
+def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask):
+    """The exporters' pattern: softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against
+    K, V [B, Hkv, Tk, D] repeated to Hq heads (Unsqueeze → Expand → Reshape);
+    fuse_attention turns it into Attention. Returns the model, fresh inputs and
+    a float64 reference from those inputs, cast to `dt`."""
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
-    r = Hq // Hkv
-    inits = [nh.from_array(np.array([2], np.int64), "ax"), nh.from_array(np.array([B, Hkv, r, T, D], np.int64), "to"),
-             nh.from_array(np.array([B, Hq, T, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), np.float16), "scale")]
-    mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf).astype(np.float16) if causal else np.zeros((T, T), np.float16)
-    inits.append(nh.from_array(mask, "mask"))
-    nodes = []
-    for x in ("k", "v"):
-        nodes += [h.make_node("Unsqueeze", [x, "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
-                  h.make_node("Reshape", [x + "e", "shape"], [x + "r"])]
-    nodes += [h.make_node("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]), h.make_node("MatMul", ["q", "kt"], ["s"]),
-              h.make_node("Mul", ["s", "scale"], ["ss"]), h.make_node("Add", ["ss", "mask"], ["sm"]),
-              h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["out"])]
-    ins = [h.make_tensor_value_info("q", TP.FLOAT16, [B, Hq, T, D])] + \
-          [h.make_tensor_value_info(x, TP.FLOAT16, [B, Hkv, T, D]) for x in ("k", "v")]
-    g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", TP.FLOAT16, [B, Hq, T, D])], inits)
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
-    rng = np.random.default_rng()
-    feeds = {"q": rng.standard_normal((B, Hq, T, D)).astype(np.float16),
-             "k": rng.standard_normal((B, Hkv, T, D)).astype(np.float16),
-             "v": rng.standard_normal((B, Hkv, T, D)).astype(np.float16)}
-    q, k, v = (feeds[x].astype(np.float64) for x in ("q", "k", "v"))
-    k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
-    sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(np.float64)
-    p = np.exp(sc - sc.max(-1, keepdims=True))
-    ref = (p / p.sum(-1, keepdims=True)) @ v  # float64 reference from the f16 inputs
-    return m, feeds, {"out": ref.astype(np.float16)}
-
-
-def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
-    """softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against K, V [B, Hkv, Tk, D]
-    (repeated to Hq heads); key j is visible to query row i when j < visible + i."""
-    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
-    r, dt = Hq // Hkv, np.dtype(dtype)
+    r, dt = Hq // Hkv, np.dtype(dt)
     et = TP.FLOAT16 if dt == np.float16 else TP.FLOAT
     inits = [nh.from_array(np.array([2], np.int64), "ax"), nh.from_array(np.array([B, Hkv, r, Tk, D], np.int64), "to"),
-             nh.from_array(np.array([B, Hq, Tk, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), dt), "scale")]
-    vis = np.arange(Tk)[None, :] < visible + np.arange(Tq)[:, None]
-    mask = np.where(vis, 0, -np.inf).astype(dt)
-    inits.append(nh.from_array(mask, "mask"))
+             nh.from_array(np.array([B, Hq, Tk, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), dt), "scale"),
+             nh.from_array(mask.astype(dt), "mask")]
     nodes = []
     for x in ("k", "v"):
         nodes += [h.make_node("Unsqueeze", [x, "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
@@ -107,7 +75,7 @@ def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
               h.make_node("Mul", ["s", "scale"], ["ss"]), h.make_node("Add", ["ss", "mask"], ["sm"]),
               h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["out"])]
     ins = [h.make_tensor_value_info("q", et, [B, Hq, Tq, D])] + [h.make_tensor_value_info(x, et, [B, Hkv, Tk, D]) for x in ("k", "v")]
-    g = h.make_graph(nodes, "decode_attn", ins, [h.make_tensor_value_info("out", et, [B, Hq, Tq, D])], inits)
+    g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", et, [B, Hq, Tq, D])], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     rng = np.random.default_rng()
     feeds = {"q": rng.standard_normal((B, Hq, Tq, D)).astype(dt),
@@ -115,10 +83,23 @@ def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
              "v": rng.standard_normal((B, Hkv, Tk, D)).astype(dt)}
     q, k, v = (feeds[x].astype(np.float64) for x in ("q", "k", "v"))
     k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
-    sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(np.float64)
+    sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(dt).astype(np.float64)
     p = np.exp(sc - sc.max(-1, keepdims=True))
-    ref = (p / p.sum(-1, keepdims=True)) @ v  # float64 reference from the inputs as given
-    return m, feeds, {"out": ref.astype(dt)}, (HALF_TOL if dt == np.float16 else FP32_MODEL_TOL)
+    ref = (p / p.sum(-1, keepdims=True)) @ v
+    return m, feeds, {"out": ref.astype(dt)}
+
+
+def attention_model(B, Hq, Hkv, T, D, causal):
+    """Self-attention in f16, causal or full."""
+    mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf) if causal else np.zeros((T, T))
+    return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask)
+
+
+def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
+    """Few query rows against a longer cache; key j is visible to query row i when j < visible + i."""
+    vis = np.arange(Tk)[None, :] < visible + np.arange(Tq)[:, None]
+    model, feeds, ref = attention_case(B, Hq, Hkv, Tq, Tk, D, dtype, np.where(vis, 0, -np.inf))
+    return model, feeds, ref, (HALF_TOL if np.dtype(dtype) == np.float16 else FP32_MODEL_TOL)
 
 
 @pytest.fixture(scope="session")
