@@ -32,6 +32,8 @@ NOT_IN_HARNESS = {
                  "checked by tests/cpp/attention_test.cc and model parity",
     "FusedElementwise": "made by the fuse_elementwise pass; checked by tests/cpp/fuse_elementwise_test.cc and model parity",
     "FusedMatMul": "made by the fuse_gemm_epilogue pass (no ONNX op); checked by tests/cpp/fused_matmul_test.cc and model parity",
+    "Rope": "tessera's rotary embedding (emitted by the Hugging Face builders; not ONNX's RotaryEmbedding): "
+            "checked by tests/cpp/rope_test.cc and Llama generation vs transformers",
 }
 
 
