@@ -13,6 +13,7 @@
 #include "passes/fuse_elementwise.h"
 #include "passes/fuse_gemm_epilogue.h"
 #include "passes/fuse_rmsnorm.h"
+#include "passes/fuse_rope.h"
 
 namespace tessera {
 
@@ -46,8 +47,9 @@ std::vector<Pass> default_passes(const Settings& s) {
   // Fusions run for every target, so the CPU reference kernels of the fused
   // ops prove them in CI. Pattern passes come before fuse_elementwise, which
   // would otherwise absorb their elementwise ops. Order:
-  // fuse_rmsnorm, fuse_attention, fuse_gemm_epilogue, [autocast], fuse_gemm_residual, fuse_elementwise.
+  // fuse_rmsnorm, fuse_rope, fuse_attention, fuse_gemm_epilogue, [autocast], fuse_gemm_residual, fuse_elementwise.
   p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
+  p.push_back({"fuse_rope", fuse_rope});
   p.push_back({"fuse_attention", fuse_attention});
   p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
   if (s.enable_autocast) {

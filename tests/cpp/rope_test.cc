@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "ir/op_registry.h"
+#include "passes/fuse_rope.h"
 #include "passes/pass_manager.h"
 #include "graph_test_util.h"
 
@@ -60,6 +62,48 @@ TEST(Rope, RotateHalfEqualsTheUnfusedGraph) {
   std::mt19937 rng(3);
   std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
   EXPECT_LE(max_abs_diff(run_graph(fused.g, feeds)[0], run_graph(plain.g, feeds)[0]), 1e-6);
+}
+
+// The exporters' rotate-half chain, as Rope(x, cos, sin) would compute it.
+struct Chain {
+  Tables t;
+  // x2 = x[hi_start : hi_start + 4] (to the end, written as INT64_MAX, by default).
+  explicit Chain(int64_t hi_start = 4, bool neg_first = true) : t({2, 3, 5, 8}, {2, 1, 5, 8}) {
+    Graph& g = t.g;
+    Attributes ax;
+    ax.set("axis", int64_t(-1));
+    int64_t hi_end = hi_start == 4 ? std::numeric_limits<int64_t>::max() : hi_start + 4;
+    Value* x1 = node(g, "Slice", {t.x, i64s(g, {0}), i64s(g, {4}), i64s(g, {-1})});
+    Value* x2 = node(g, "Slice", {t.x, i64s(g, {hi_start}), i64s(g, {hi_end}), i64s(g, {3}), i64s(g, {1})});
+    Value* n = node(g, "Neg", {x2});
+    Value* rot = node(g, "Concat", neg_first ? std::vector<Value*>{n, x1} : std::vector<Value*>{x1, n}, ax);
+    g.outputs = {node(g, "Add", {node(g, "Mul", {t.sin, rot}), node(g, "Mul", {t.x, t.cos})})};
+    infer_shapes(g);
+  }
+};
+
+TEST(FuseRope, TheExportersChainBecomesOneRopeWithTheSameResult) {
+  Chain plain, fused;
+  fuse_rope(fused.t.g);
+  ASSERT_EQ(fused.t.g.nodes().size(), 1u);
+  const Node& n = *fused.t.g.nodes()[0];
+  EXPECT_EQ(n.op, "Rope");
+  EXPECT_EQ(n.inputs, (std::vector<Value*>{fused.t.x, fused.t.cos, fused.t.sin}));
+  EXPECT_EQ(n.outputs[0], fused.t.g.outputs[0]);
+  std::mt19937 rng(5);
+  const Shape xs{2, 3, 5, 8}, ts{2, 1, 5, 8};
+  std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
+  EXPECT_LE(max_abs_diff(run_graph(fused.t.g, feeds)[0], run_graph(plain.t.g, feeds)[0]), 1e-6);
+}
+
+TEST(FuseRope, LeavesChainsThatAreNotRotateHalf) {
+  Chain wrong_half(2);          // x2 is not the second half
+  Chain swapped(4, false);      // Concat(x1, -x2): another rotation
+  for (Chain* c : {&wrong_half, &swapped}) {
+    size_t before = c->t.g.nodes().size();
+    fuse_rope(c->t.g);
+    EXPECT_EQ(c->t.g.nodes().size(), before);
+  }
 }
 
 TEST(Rope, InterleavedIsTheComplexProduct) {
