@@ -16,6 +16,13 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 bool is_cache_input(const std::string& name) { return name.rfind("cache_k.", 0) == 0 || name.rfind("cache_v.", 0) == 0; }
 
+// The engine's inputs for one run: the caches (whole, or one slot's rows) and this step's tokens.
+std::map<std::string, Tensor> step_feed(const Tensor& ids, const Tensor& positions, std::map<std::string, Tensor> caches) {
+  caches["input_ids"] = ids;
+  caches["position_ids"] = positions;
+  return caches;
+}
+
 }  // namespace
 
 Generator::Generator(const Engine& engine, int64_t slots) : engine_(engine), slots_(slots) {
@@ -57,19 +64,11 @@ std::map<std::string, Tensor> Generator::slot_caches(int64_t slot) const {
   return out;
 }
 
-Tensor Generator::run(const Tensor& ids, const Tensor& positions, std::map<std::string, Tensor> caches) const {
-  caches["input_ids"] = ids;
-  caches["position_ids"] = positions;
-  return engine_.run(caches).at("logits");
-}
-
 std::map<std::string, Tensor> Generator::step_inputs(int64_t position) const {
   if (position < 0 || position >= cache_len_)
     fail(ErrorKind::InvalidArgument, "decode position ", position, " is outside the KV cache [0, ", cache_len_, ")");
-  std::map<std::string, Tensor> in = caches_;
-  in["input_ids"] = Tensor::zeros(DType::i64, {slots_, 1});
-  in["position_ids"] = Tensor::from(DType::i64, {slots_, 1}, std::vector<int64_t>(size_t(slots_), position));
-  return in;
+  return step_feed(Tensor::zeros(DType::i64, {slots_, 1}),
+                   Tensor::from(DType::i64, {slots_, 1}, std::vector<int64_t>(size_t(slots_), position)), caches_);
 }
 
 // One sequence at positions 0..n-1 in `slot`'s cache rows.
@@ -77,7 +76,8 @@ Tensor Generator::run_prompt(int64_t slot, const std::vector<int64_t>& prompt) c
   int64_t n = int64_t(prompt.size());
   std::vector<int64_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = i;
-  return run(Tensor::from(DType::i64, {1, n}, prompt), Tensor::from(DType::i64, {1, n}, pos), slot_caches(slot));
+  return engine_.run(step_feed(Tensor::from(DType::i64, {1, n}, prompt), Tensor::from(DType::i64, {1, n}, pos), slot_caches(slot)))
+      .at("logits");
 }
 
 const float* Generator::rows_of(const Tensor& logits, int64_t rows) const {
@@ -199,9 +199,7 @@ bool Generator::greedy_on_device(const std::vector<Slot>& slots, const std::vect
 // One step of every slot; each active slot's sampled token goes to `pending`.
 void Generator::decode_step(std::vector<Slot>& slots, const std::vector<Request>& requests, const std::vector<int64_t>& ids,
                             const std::vector<int64_t>& pos) {
-  std::map<std::string, Tensor> in = caches_;
-  in["input_ids"] = Tensor::from(DType::i64, {slots_, 1}, ids);
-  in["position_ids"] = Tensor::from(DType::i64, {slots_, 1}, pos);
+  std::map<std::string, Tensor> in = step_feed(Tensor::from(DType::i64, {slots_, 1}, ids), Tensor::from(DType::i64, {slots_, 1}, pos), caches_);
   auto t0 = std::chrono::steady_clock::now();
   if (greedy_on_device(slots, requests)) {
     std::map<std::string, Tensor> out = engine_.run_outputs(in, {"next_ids", "next_max"});

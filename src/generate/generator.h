@@ -69,7 +69,6 @@ class Generator {
   };
   void check(const std::vector<Request>& requests) const;
   std::map<std::string, Tensor> slot_caches(int64_t slot) const;
-  Tensor run(const Tensor& ids, const Tensor& positions, std::map<std::string, Tensor> caches) const;
   Tensor run_prompt(int64_t slot, const std::vector<int64_t>& prompt) const;
   const float* rows_of(const Tensor& logits, int64_t rows) const;  // checked: f32, rows x vocab
   void prefill(int64_t slot, Slot& s, size_t request, const Request& r);
