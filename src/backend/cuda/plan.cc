@@ -176,17 +176,13 @@ struct Planner {
     if (k && k->view_when && !n.inputs.empty() && n.inputs[0]) {
       TensorType in = type_of(n.inputs[0]);
       std::vector<size_t> offsets;
-      if (k->view_when(n, in.shape, outs, dtype_size(in.dtype), offsets)) return plan_views(n, offsets);
+      if (k->view_when(n, in.shape, outs, dtype_size(in.dtype), offsets)) return plan_views(n, 0, offsets);
     }
-    int alias = k ? k->alias_input : -1;
-    if (alias >= 0) {
+    if (k && k->alias_input >= 0) {
       for (size_t i = 1; i < n.outputs.size(); ++i)
         if (n.outputs[i])
           fail(ErrorKind::Unsupported, "node '", n.name, "' (", n.op, "): output ", i, " is not supported on the CUDA backend");
-      const Value* src = n.inputs.at(size_t(alias));
-      if (!on_device(src)) use(src, int(p.steps.size()));
-      alias_of[n.outputs[0]] = src;
-      return;
+      return plan_views(n, size_t(k->alias_input), {0});
     }
     Step s;
     s.node = &n;
@@ -200,9 +196,9 @@ struct Planner {
     (void)index;
   }
 
-  // Every output of `n` a view of input 0 at its byte offset: no step runs.
-  void plan_views(const Node& n, const std::vector<size_t>& offsets) {
-    const Value* src = n.inputs[0];
+  // Every output of `n` a view of input `input` at its byte offset: no step runs.
+  void plan_views(const Node& n, size_t input, const std::vector<size_t>& offsets) {
+    const Value* src = n.inputs.at(input);
     if (!on_device(src)) use(src, int(p.steps.size()));
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       if (!n.outputs[i]) continue;
