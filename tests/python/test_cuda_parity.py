@@ -120,16 +120,9 @@ def batch(tessera, tmp_path_factory):
         out = d / f"op{i}.out.npz"
         manifest.append({"model": str(d / f"op{i}.onnx"), "inputs": str(d / f"op{i}.inputs.npz"), "output": str(out), "target": "cuda"})
         refs[param.id] = (out, to.run_ort(model, feeds), getattr(case, "tol", None))
-    for param in ATTN_PARAMS:
-        model, feeds, expected = attention_model(*param.values)
-        tag = param.id.replace("/", "_")
-        onnx.save(model, d / f"{tag}.onnx")
-        _save_inputs(d / f"{tag}.inputs.npz", feeds)
-        out = d / f"{tag}.out.npz"
-        manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
-        refs[param.id] = (out, expected, HALF_TOL)
-    for param in DECODE_PARAMS:
-        model, feeds, expected, tol = decode_attention_model(*param.values)
+    cases = [(p, *attention_model(*p.values), HALF_TOL) for p in ATTN_PARAMS]
+    cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
+    for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
         _save_inputs(d / f"{tag}.inputs.npz", feeds)
