@@ -12,10 +12,8 @@
   it (the C++ side of these is tests/cpp/audit_4_collectives_env_test.cc).
 """
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 from test_distributed_run import collective_model
+from test_launch import free_port  # noqa: F401  (test_audit_6 imports it from here)
 from tsr_cli import binary_path
 
 BIN = str(binary_path())
@@ -30,15 +29,21 @@ RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK
              "TORCHELASTIC_RUN_ID", "TESSERA_LAUNCHER", "TESSERA_STORE_HOSTED", "TESSERA_STORE_PORT")
 
 
-def free_port():
-    while True:
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                pass
+def kill_rank_1_once_it_reads(ranks, fifo, timeout):
+    """Rank 1 has joined and blocks reading `fifo`; rank 0 goes on into the
+    job and waits for it. SIGKILL rank 1: rank 0 must fail within its
+    --timeout (`timeout` s), naming rank 1."""
+    writer = wait_for_reader(fifo)
+    time.sleep(0.3)  # rank 0 reaches the point where it waits for rank 1
+    assert ranks[1].poll() is None and ranks[0].poll() is None
+    ranks[1].send_signal(signal.SIGKILL)
+    os.close(writer)
+    start = time.monotonic()
+    _, err = ranks[0].communicate(timeout=30)
+    ranks[1].communicate(timeout=10)
+    assert time.monotonic() - start < timeout + 3
+    assert ranks[0].returncode != 0
+    assert re.search(r"tessera: error: .*rank 1 is gone", err), err
 
 
 def popen_launch(*args):
@@ -188,15 +193,5 @@ def test_rank_killed_while_the_other_waits_in_a_collective(tmp_path, engine2, st
     os.mkfifo(tmp_path / "x1.npy")
     ranks = start_ranks(style, 2, ["run", engine2, "--input", f"x={tmp_path}/x{{rank}}.npy",
                                    "-o", tmp_path / "o.npz", "--timeout", 5])
-    writer = wait_for_reader(tmp_path / "x1.npy")  # rank 1 has joined and reads its input
-    time.sleep(0.3)  # rank 0 enters the collective
-    assert ranks[1].poll() is None and ranks[0].poll() is None
-    ranks[1].send_signal(signal.SIGKILL)
-    os.close(writer)
-    start = time.monotonic()
-    _, err = ranks[0].communicate(timeout=30)
-    ranks[1].communicate(timeout=10)
-    assert time.monotonic() - start < 5 + 3
-    assert ranks[0].returncode != 0
-    assert re.search(r"tessera: error: .*rank 1 is gone", err), err
+    kill_rank_1_once_it_reads(ranks, tmp_path / "x1.npy", timeout=5)
     assert not (tmp_path / "o.npz").exists()

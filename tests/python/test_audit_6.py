@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from test_audit_4 import free_port, rank_env, wait_for_reader
+from test_audit_4 import free_port, kill_rank_1_once_it_reads, rank_env, wait_for_reader
 from test_data_parallel import batch, engines, expected, load, mlp_model  # noqa: F401  (engines: fixture)
 from tsr_cli import binary_path
 
@@ -66,17 +66,7 @@ def test_rank_sigkilled_mid_run_without_launcher(tmp_path, engines):
     port = free_port()
     ranks = [subprocess.Popen(args, env=rank_env("torchrun", r, 2, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for r in range(2)]
-    writer = wait_for_reader(tmp_path / "x1.npy")  # rank 1 has joined the job and reads its input
-    time.sleep(0.3)  # rank 0 runs its part and waits for rank 1
-    assert ranks[0].poll() is None and ranks[1].poll() is None
-    ranks[1].send_signal(signal.SIGKILL)
-    os.close(writer)
-    start = time.monotonic()
-    _, err = ranks[0].communicate(timeout=30)
-    ranks[1].communicate(timeout=10)
-    assert time.monotonic() - start < 5 + 3
-    assert ranks[0].returncode != 0
-    assert re.search(r"tessera: error: .*rank 1 is gone", err), err
+    kill_rank_1_once_it_reads(ranks, tmp_path / "x1.npy", timeout=5)
     no_leftovers(tmp_path, out)
 
 
