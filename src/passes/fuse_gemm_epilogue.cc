@@ -8,31 +8,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "passes/uses.h"
+
 namespace tessera {
 namespace {
-
-struct Uses {
-  std::unordered_map<const Value*, std::vector<Node*>> readers;
-  std::unordered_set<const Value*> outputs;
-
-  explicit Uses(const Graph& g) {
-    for (auto& n : g.nodes())
-      for (Value* v : n->inputs)
-        if (v) readers[v].push_back(n.get());
-    outputs.insert(g.outputs.begin(), g.outputs.end());
-  }
-  // The one node reading `v`, when `v` has exactly one reader and is no graph output.
-  Node* sole_reader(const Value* v) const {
-    if (outputs.count(v)) return nullptr;
-    auto it = readers.find(v);
-    if (it == readers.end() || it->second.size() != 1) return nullptr;
-    return it->second[0];
-  }
-  size_t count(const Value* v) const {
-    auto it = readers.find(v);
-    return it == readers.end() ? 0 : it->second.size();
-  }
-};
 
 // The operand of binary node `n` that is not `v` (null if `v` is not an operand).
 Value* other_operand(const Node& n, const Value* v) {

@@ -5,31 +5,15 @@
 #include "passes/fuse_rmsnorm.h"
 
 #include <cmath>
-#include <unordered_map>
 #include <unordered_set>
+
+#include "passes/uses.h"
 
 namespace tessera {
 
 std::vector<int64_t> reduction_axes(const Node& n, const Tensor* axes_input, int64_t rank, bool& known);
 
 namespace {
-
-struct Uses {
-  std::unordered_map<const Value*, std::vector<Node*>> readers;
-  std::unordered_set<const Value*> outputs;
-
-  explicit Uses(const Graph& g) : outputs(g.outputs.begin(), g.outputs.end()) {
-    for (auto& n : g.nodes())
-      for (Value* v : n->inputs)
-        if (v) readers[v].push_back(n.get());
-  }
-  // The one node reading `v`, if `v` has exactly one reader and is no graph output.
-  Node* sole_reader(const Value* v) const {
-    auto it = readers.find(v);
-    if (outputs.count(v) || it == readers.end() || it->second.size() != 1) return nullptr;
-    return it->second[0];
-  }
-};
 
 bool is(const Node* n, const char* op, size_t inputs) {
   return n && n->op == op && n->inputs.size() == inputs && n->outputs.size() == 1 && n->outputs[0];

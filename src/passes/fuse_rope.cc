@@ -3,27 +3,12 @@
 
 #include <limits>
 #include <optional>
-#include <unordered_map>
 #include <unordered_set>
+
+#include "passes/uses.h"
 
 namespace tessera {
 namespace {
-
-struct Readers {
-  std::unordered_map<const Value*, std::vector<Node*>> of;
-  std::unordered_set<const Value*> outputs;
-  explicit Readers(const Graph& g) : outputs(g.outputs.begin(), g.outputs.end()) {
-    for (auto& n : g.nodes())
-      for (Value* v : n->inputs)
-        if (v) of[v].push_back(n.get());
-  }
-  // The node producing `v` when it has op `op` and `v` has exactly one reader and is no graph output.
-  Node* sole(const Value* v, const char* op) const {
-    auto it = of.find(v);
-    if (!v || outputs.count(v) || it == of.end() || it->second.size() != 1 || !v->producer || v->producer->op != op) return nullptr;
-    return v->producer;
-  }
-};
 
 std::optional<std::vector<int64_t>> ints(const Node& n, size_t i) {
   const Value* v = n.input(i);
@@ -68,18 +53,18 @@ bool broadcasts_to(const Value* t, const Value* x) {
 }
 
 // The chain ending at Add `add`, as the nodes to drop and Rope's inputs; false if `add` is not one.
-bool match(const Readers& r, const Node& add, std::vector<Node*>& dead, Value*& x, Value*& cos, Value*& sin) {
+bool match(const Uses& r, const Node& add, std::vector<Node*>& dead, Value*& x, Value*& cos, Value*& sin) {
   if (add.op != "Add" || add.inputs.size() != 2) return false;
   for (int order = 0; order < 2; ++order) {
-    Node* m_sin = r.sole(add.inputs[size_t(order)], "Mul");
-    Node* m_cos = r.sole(add.inputs[size_t(1 - order)], "Mul");
+    Node* m_sin = r.sole_producer(add.inputs[size_t(order)], "Mul");
+    Node* m_cos = r.sole_producer(add.inputs[size_t(1 - order)], "Mul");
     if (!m_sin || !m_cos || m_sin->inputs.size() != 2) continue;
     for (int side = 0; side < 2; ++side) {
-      Node* cat = r.sole(m_sin->inputs[size_t(side)], "Concat");
+      Node* cat = r.sole_producer(m_sin->inputs[size_t(side)], "Concat");
       if (!cat || cat->inputs.size() != 2) continue;
-      Node* neg = r.sole(cat->inputs[0], "Neg");
-      Node* hi = neg ? r.sole(neg->inputs.at(0), "Slice") : nullptr;
-      Node* lo = r.sole(cat->inputs[1], "Slice");
+      Node* neg = r.sole_producer(cat->inputs[0], "Neg");
+      Node* hi = neg ? r.sole_producer(neg->inputs.at(0), "Slice") : nullptr;
+      Node* lo = r.sole_producer(cat->inputs[1], "Slice");
       if (!hi || !lo) continue;
       auto h = last_axis_slice(*hi), l = last_axis_slice(*lo);
       if (!h || !l || h->x != l->x) continue;
@@ -100,7 +85,7 @@ bool match(const Readers& r, const Node& add, std::vector<Node*>& dead, Value*& 
 }  // namespace
 
 void fuse_rope(Graph& g) {
-  Readers r(g);
+  Uses r(g);
   std::unordered_set<const Node*> dead;
   for (auto& up : g.nodes()) {
     Node& add = *up;

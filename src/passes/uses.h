@@ -1,0 +1,38 @@
+// Who reads each value of a graph, for the pattern-fusion passes: a chain
+// link can be absorbed only when its one reader is the next link.
+#pragma once
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace tessera {
+
+struct Uses {
+  std::unordered_map<const Value*, std::vector<Node*>> readers;
+  std::unordered_set<const Value*> outputs;
+
+  explicit Uses(const Graph& g) : outputs(g.outputs.begin(), g.outputs.end()) {
+    for (auto& n : g.nodes())
+      for (Value* v : n->inputs)
+        if (v) readers[v].push_back(n.get());
+  }
+  // The one node reading `v`, when `v` has exactly one reader and is no graph output.
+  Node* sole_reader(const Value* v) const {
+    auto it = readers.find(v);
+    if (outputs.count(v) || it == readers.end() || it->second.size() != 1) return nullptr;
+    return it->second[0];
+  }
+  size_t count(const Value* v) const {
+    auto it = readers.find(v);
+    return it == readers.end() ? 0 : it->second.size();
+  }
+  // The `op` node producing `v`, when `v` has exactly one reader and is no graph output.
+  Node* sole_producer(const Value* v, const char* op) const {
+    if (!v || !sole_reader(v) || !v->producer || v->producer->op != op) return nullptr;
+    return v->producer;
+  }
+};
+
+}  // namespace tessera
