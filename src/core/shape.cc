@@ -50,4 +50,12 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what) 
   return out;
 }
 
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  Shape cs = contiguous_strides(in);
+  size_t lead = out.size() - in.size();
+  for (size_t i = 0; i < in.size(); ++i) st[lead + i] = in[i] == 1 ? 0 : cs[i];
+  return st;
+}
+
 }  // namespace tessera

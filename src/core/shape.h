@@ -14,6 +14,8 @@ int64_t numel(const Shape& s);          // product of extents (1 for a scalar)
 bool is_static(const Shape& s);         // no unknown dims
 std::string to_string(const Shape& s);  // "[2,3,?]"
 Shape contiguous_strides(const Shape& s);
+// Strides of `in` read as if broadcast to `out` (right-aligned; 0 along broadcast dims).
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
 // Normalise an axis in [-rank, rank) to [0, rank); throws naming `what` otherwise.
 int64_t normalize_axis(int64_t axis, int64_t rank, const std::string& what);
 // NumPy broadcasting of two shapes; throws Shape error naming `what`.

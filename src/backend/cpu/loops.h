@@ -32,8 +32,6 @@ Tensor as_compute(const Tensor& t);
 Tensor from_compute(const Tensor& t, DType dtype);
 DType compute_dtype(DType t);  // f16/bf16 → f32, otherwise t
 
-// Strides of `in` read as if broadcast to `out` (0 along broadcast dims).
-std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
 
 // Call f(out_index, in_offsets...) for every element of `out`, with each
 // input's element offset under broadcasting.

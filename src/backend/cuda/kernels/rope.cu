@@ -1,6 +1,8 @@
 // Rope (ops/rope.cc) on the GPU: one thread per element, reading its rotation
 // partner, and cos/sin at the element's broadcast offset; f32 arithmetic (f64
 // for f64), rounded once.
+#include <algorithm>
+
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernel_registry.h"
 
@@ -36,13 +38,6 @@ __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, c
   }
 }
 
-// Strides of `t` read as if broadcast to `x` (right-aligned, 0 along broadcast dims).
-void broadcast_strides(const Shape& t, const Shape& x, int64_t* out) {
-  Shape st = contiguous_strides(t);
-  size_t lead = x.size() - t.size();
-  for (size_t a = 0; a < x.size(); ++a) out[a] = a < lead || t[a - lead] == 1 ? 0 : st[a - lead];
-}
-
 void k_rope(KernelContext& ctx) {
   const Tensor &x = ctx.input(0), &cs = ctx.input(1), &sn = ctx.input(2);
   if (x.rank() > kMaxRank) ctx.error("rank ", x.rank(), " is above the ", kMaxRank, " this kernel takes");
@@ -50,8 +45,9 @@ void k_rope(KernelContext& ctx) {
   RopeDims r{};
   r.rank = int(x.rank());
   for (int a = 0; a < r.rank; ++a) r.dims[a] = x.dim(a);
-  broadcast_strides(cs.shape(), x.shape(), r.cos_st);
-  broadcast_strides(sn.shape(), x.shape(), r.sin_st);
+  std::vector<int64_t> cos_st = broadcast_strides(cs.shape(), x.shape()), sin_st = broadcast_strides(sn.shape(), x.shape());
+  std::copy(cos_st.begin(), cos_st.end(), r.cos_st);
+  std::copy(sin_st.begin(), sin_st.end(), r.sin_st);
   r.n = x.numel();
   r.d = r.rank ? x.dim(-1) : 0;
   r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
