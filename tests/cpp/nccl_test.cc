@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -71,6 +72,60 @@ Tensor fetch(const Tensor& dev) {
   Tensor h = Tensor::empty(DType::f32, dev.shape());
   cudaMemcpy(h.raw(), dev.raw(), h.nbytes(), cudaMemcpyDeviceToHost);
   return h;
+}
+
+// Each rank runs in a fresh process: this test binary exec'd again with a
+// filter naming the current test and TESSERA_TEST_RANK set. A plain fork
+// would inherit whatever CUDA state earlier tests left in this process, and
+// a forked child cannot use it ("initialization error").
+struct Rank {
+  int rank = 0;
+  std::string dir;  // a fresh directory shared by the ranks (a gloo FileStore)
+  uint64_t seed = 0;
+};
+
+[[noreturn]] void run_as_rank(const std::function<int(const Rank&)>& body) {
+  Rank r{std::atoi(std::getenv("TESSERA_TEST_RANK")), std::getenv("TESSERA_TEST_DIR"),
+         std::strtoull(std::getenv("TESSERA_TEST_SEED"), nullptr, 10)};
+  int rc = 1;
+  try {
+    rc = body(r);
+  } catch (const std::exception& e) {
+    std::cerr << "rank " << r.rank << ": " << e.what() << "\n";
+  }
+  std::cerr.flush();
+  _exit(rc);
+}
+
+// Runs `body` in `ranks` fresh processes; each must return 0.
+void in_children(int ranks, const std::string& tag, const std::function<int(const Rank&)>& body) {
+  if (std::getenv("TESSERA_TEST_RANK")) run_as_rank(body);
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string filter = std::string("--gtest_filter=") + info->test_suite_name() + "." + info->name();
+  std::string dir = (fs::temp_directory_path() / ("tessera_" + tag + "_" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string seed = std::to_string(std::random_device{}());
+  std::vector<pid_t> pids;
+  for (int r = 0; r < ranks; ++r) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setenv("TESSERA_TEST_RANK", std::to_string(r).c_str(), 1);
+      setenv("TESSERA_TEST_DIR", dir.c_str(), 1);
+      setenv("TESSERA_TEST_SEED", seed.c_str(), 1);
+      char* argv[] = {const_cast<char*>("tessera_tests"), filter.data(), nullptr};
+      execv("/proc/self/exe", argv);
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  for (int r = 0; r < ranks; ++r) {
+    int status = 0;
+    waitpid(pids[size_t(r)], &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "rank " << r << (WIFSIGNALED(status) ? " killed by signal " + std::to_string(WTERMSIG(status)) : "");
+  }
+  fs::remove_all(dir);
 }
 
 // One rank: every collective and reduction inside one captured graph, replayed twice.
@@ -139,63 +194,9 @@ int rank_main(const std::string& dir, int rank, int world, uint64_t seed) {
 TEST(Nccl, CollectivesInCudaGraph) {
   int world = gpu_count();
   if (world < 2) GTEST_SKIP() << "needs 2 GPUs, found " << world;
-  std::string dir = (fs::temp_directory_path() / ("tessera_nccl_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
-  uint64_t seed = std::random_device{}();
-  std::vector<pid_t> pids;
-  for (int r = 0; r < world; ++r) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int rc = 1;
-      try {
-        rc = rank_main(dir, r, world, seed);
-      } catch (const std::exception& e) {
-        std::cerr << "rank " << r << ": " << e.what() << "\n";
-      }
-      _exit(rc);
-    }
-    pids.push_back(pid);
-  }
-  for (int r = 0; r < world; ++r) {
-    int status = 0;
-    waitpid(pids[size_t(r)], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank " << r;
-  }
-  fs::remove_all(dir);
+  in_children(world, "nccl", [&](const Rank& r) { return rank_main(r.dir, r.rank, world, r.seed); });
 }
 namespace {
-
-// Runs `body` in `ranks` forked children (CUDA is never initialised in this
-// process); each must return 0.
-void in_children(int ranks, const std::function<int(int)>& body) {
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int rc = 1;
-      try {
-        rc = body(r);
-      } catch (const std::exception& e) {
-        std::cerr << "rank " << r << ": " << e.what() << "\n";
-      }
-      _exit(rc);
-    }
-    pids.push_back(pid);
-  }
-  for (int r = 0; r < ranks; ++r) {
-    int status = 0;
-    waitpid(pids[size_t(r)], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "rank " << r << (WIFSIGNALED(status) ? " killed by signal " + std::to_string(WTERMSIG(status)) : "");
-  }
-}
-
-std::string temp_dir(const std::string& tag) {
-  std::string dir = (fs::temp_directory_path() / ("tessera_" + tag + "_" + std::to_string(::getpid()))).string();
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // y = Op(x) for one collective node.
 Graph one_collective(const std::string& op, const std::string& reduce, int64_t axis, int root, int world, const Shape& shape) {
@@ -348,20 +349,16 @@ int staged_rank(const std::string& dir, int rank) {
 
 TEST(Nccl, WrappedCommIsUsedAndLeftToTheCaller) {
   if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
-  in_children(1, wrapped_rank);
+  in_children(1, "nccl_wrap", [](const Rank& r) { return wrapped_rank(r.rank); });
 }
 
 TEST(Nccl, WaitPastTheTimeoutAbortsTheCommunicator) {
   if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
-  std::string dir = temp_dir("nccl_abort");
-  in_children(1, [&](int) { return abort_rank(dir); });
-  fs::remove_all(dir);
+  in_children(1, "nccl_abort", [](const Rank& r) { return abort_rank(r.dir); });
 }
 
 TEST(Nccl, HostStagedGlooCollectivesOnOneGpuMatchCpu) {
   if (gpu_count() < 1) GTEST_SKIP() << "needs a GPU";
-  std::string dir = temp_dir("nccl_staged");
-  in_children(2, [&](int r) { return staged_rank(dir, r); });
-  fs::remove_all(dir);
+  in_children(2, "nccl_staged", [](const Rank& r) { return staged_rank(r.dir, r.rank); });
 }
 #endif
