@@ -66,6 +66,34 @@ Value* match_erf_gelu(const Uses& u, Value* x, std::vector<Node*>& nodes) {
   return last->outputs[0];
 }
 
+// The tanh GELU chain (GPT-2's NewGELUActivation, torch's gelu(approximate="tanh")) for x:
+//   Mul(x, 0.5) and Mul(·, Add(Tanh(Mul(Add(x, Mul(Pow(x, 3), 0.044715)), 0.79788)), 1))
+// Returns the chain's output and fills `nodes`, or null when `x`'s readers are not exactly this chain.
+Value* match_tanh_gelu(const Uses& u, Value* x, std::vector<Node*>& nodes) {
+  if (u.outputs.count(x) || u.count(x) != 3) return nullptr;
+  Node *half = nullptr, *pow = nullptr, *add = nullptr;
+  for (Node* r : u.readers.at(x)) {
+    if (r->op == "Mul" && is_scalar_const(other_operand(*r, x), 0.5)) half = r;
+    else if (r->op == "Pow" && r->inputs.size() == 2 && r->inputs[0] == x && is_scalar_const(r->inputs[1], 3.0)) pow = r;
+    else if (r->op == "Add" && other_operand(*r, x)) add = r;
+  }
+  if (!half || !pow || !add) return nullptr;
+  Node* cube = u.sole_reader(pow->outputs[0]);
+  if (!cube || cube->op != "Mul" || !is_scalar_const(other_operand(*cube, pow->outputs[0]), 0.044715)) return nullptr;
+  if (other_operand(*add, x) != cube->outputs[0] || u.sole_reader(cube->outputs[0]) != add) return nullptr;
+  Node* scale = u.sole_reader(add->outputs[0]);
+  if (!scale || scale->op != "Mul" || !is_scalar_const(other_operand(*scale, add->outputs[0]), std::sqrt(2.0 / 3.14159265358979))) return nullptr;
+  Node* tanh = u.sole_reader(scale->outputs[0]);
+  if (!tanh || tanh->op != "Tanh") return nullptr;
+  Node* plus1 = u.sole_reader(tanh->outputs[0]);
+  if (!plus1 || plus1->op != "Add" || !is_scalar_const(other_operand(*plus1, tanh->outputs[0]), 1.0)) return nullptr;
+  Node* last = u.sole_reader(plus1->outputs[0]);
+  if (!last || last->op != "Mul" || other_operand(*last, plus1->outputs[0]) != half->outputs[0]) return nullptr;
+  if (u.sole_reader(half->outputs[0]) != last) return nullptr;
+  nodes.insert(nodes.end(), {half, pow, cube, add, scale, tanh, plus1, last});
+  return last->outputs[0];
+}
+
 // The activation reading `v`, if it can join the epilogue: fills `act` and
 // `nodes`, returns the activation's output (or null).
 Value* match_activation(const Uses& u, Value* v, std::string& act, std::vector<Node*>& nodes) {
@@ -80,6 +108,11 @@ Value* match_activation(const Uses& u, Value* v, std::string& act, std::vector<N
   std::vector<Node*> chain;
   if (Value* out = match_erf_gelu(u, v, chain)) {
     act = "gelu";
+    nodes.insert(nodes.end(), chain.begin(), chain.end());
+    return out;
+  }
+  if (Value* out = match_tanh_gelu(u, v, chain)) {
+    act = "gelu_tanh";
     nodes.insert(nodes.end(), chain.begin(), chain.end());
     return out;
   }
@@ -116,6 +149,50 @@ Node* weight_transpose(const Uses& u, const Node& mm) {
   Value* w = t->inputs[0];
   if (!w->is_constant() || w->shape.size() != 2 || t->attrs.get_ints("perm") != std::vector<int64_t>{1, 0}) return nullptr;
   return t;
+}
+
+// A GEMM between Reshapes that flatten leading dims and restore them, as
+// the dynamo exporter writes a linear layer on [B, T, K]:
+//   Reshape(X -> [M, K]) -> Gemm/MatMul (2-D B) -> Reshape([M, N] -> [L..., N]), M = prod(L)
+// Fused, the GEMM reads [L..., K] and writes [L..., N] (FusedMatMul follows
+// MatMul's rules for a 2-D B), so the activation or residual after the
+// second Reshape can join it. X is read as is when it is [L..., K]; else
+// (attention's [B, T, H, D] before an output projection) the first Reshape
+// is kept, retargeted to [L..., K], when the GEMM alone reads it. All shapes
+// static; the second Reshape must be the GEMM's only reader.
+struct Flattened {
+  Node* in = nullptr;   // the flattening Reshape
+  Node* out = nullptr;  // the restoring Reshape
+  Shape lk;             // [L..., K]
+  bool direct = false;  // X is [L..., K]: the GEMM reads it, and `in` goes if nobody else reads it
+  explicit operator bool() const { return out != nullptr; }
+};
+bool all_static(const Value* v) {
+  if (!v || !v->rank_known) return false;
+  for (int64_t d : v->shape)
+    if (d < 0) return false;
+  return true;
+}
+Flattened flattened(const Uses& u, const Node& mm) {
+  if (mm.inputs.size() < 2 || !mm.inputs[0] || !mm.inputs[1]) return {};
+  Value* a = mm.inputs[0];
+  Value* b = mm.inputs[1];
+  Node* in = a->producer;
+  Node* out = u.sole_reader(mm.outputs[0]);
+  if (!in || in->op != "Reshape" || !out || out->op != "Reshape" || !b->rank_known || b->shape.size() != 2) return {};
+  Value* x = in->inputs.at(0);
+  Value* y = mm.outputs[0];
+  Value* z = out->outputs[0];
+  if (!all_static(x) || !all_static(a) || !all_static(y) || !all_static(z) || z->shape.size() < 3) return {};
+  if (a->shape.size() != 2 || y->shape.size() != 2) return {};
+  int64_t m = 1;
+  for (size_t i = 0; i + 1 < z->shape.size(); ++i) m *= z->shape[i];
+  if (a->shape[0] != m || y->shape != Shape{m, z->shape.back()}) return {};
+  Flattened f{in, out, Shape(z->shape.begin(), z->shape.end() - 1), false};
+  f.lk.push_back(a->shape[1]);
+  f.direct = x->shape == f.lk;
+  if (!f.direct && u.sole_reader(a) != &mm) return {};
+  return f;
 }
 
 // Gemm(A, B[, C]) with transA = 0 and alpha = 1 whose C (if it counts, i.e.
@@ -164,6 +241,7 @@ bool same_shape(const Value* a, const Value* b) {
 Value* residual_for(const Uses& u, const Node& mm, const std::unordered_map<const Node*, size_t>& pos) {
   Value* y = mm.outputs[0];
   if (mm.attrs.get_string("activation", "") != "" || mm.inputs.size() > 3 || mm.inputs.size() < 2) return nullptr;
+  if (!is_float(y->dtype) || (mm.op == "MatMul" && mm.inputs.size() != 2)) return nullptr;
   const Value* b = mm.inputs[1];
   if (!b || !b->rank_known || b->shape.size() != 2 || y->shape.empty() || y->shape.back() < 0 || y->shape.back() % 8) return nullptr;
   Node* add = u.sole_reader(y);
@@ -183,12 +261,14 @@ void fuse_gemm_residual(Graph& g) {
   std::unordered_set<const Node*> dead;
   for (auto& up : g.nodes()) {
     Node& mm = *up;
-    if (mm.op != "FusedMatMul" || dead.count(&mm)) continue;
+    if ((mm.op != "FusedMatMul" && mm.op != "MatMul") || dead.count(&mm)) continue;
     Value* r = residual_for(u, mm, pos);
     if (!r) continue;
     Node* add = u.sole_reader(mm.outputs[0]);
     if (dead.count(add)) continue;
     dead.insert(add);
+    mm.op = "FusedMatMul";  // a plain MatMul (no bias, no activation) is one with no epilogue
+    mm.domain.clear();
     mm.inputs.resize(3, nullptr);
     mm.inputs.push_back(r);
     mm.outputs[0] = add->outputs[0];
@@ -214,16 +294,25 @@ void fuse_gemm_epilogue(Graph& g) {
     Value* bias = nullptr;
     Value* cur = nullptr;
     std::string act;
+    Flattened flat = flattened(u, mm);
     if (gemm) {
       // A Gemm already runs its bias in the epilogue: it is worth fusing only
-      // with an activation after it. Check the activation before gemm_head,
-      // which may add a constant.
+      // with an activation after it, or to drop the Reshapes around it (then
+      // a residual can join). Check the activation before gemm_head, which
+      // may add a constant.
       std::vector<Node*> probe;
-      if (!match_activation(u, mm.outputs[0], act, probe)) continue;
+      if (!match_activation(u, flat ? flat.out->outputs[0] : mm.outputs[0], act, probe) && !flat) continue;
       act.clear();
       if (!gemm_head(g, mm, bias, cur)) continue;
     } else if (!matmul_head(u, mm, bias, cur, absorbed)) {
       continue;
+    }
+    if (flat && cur == mm.outputs[0]) {
+      absorbed.push_back(flat.out);
+      if (flat.direct && u.sole_reader(mm.inputs[0]) == &mm) absorbed.push_back(flat.in);
+      cur = flat.out->outputs[0];
+    } else {
+      flat = {};
     }
     // MatMul(x, Transpose(W[N, K])) of a constant W that constant folding kept
     // (a tied embedding, e.g. GPT-2's LM head): read W as [N, K] in place.
@@ -243,6 +332,12 @@ void fuse_gemm_epilogue(Graph& g) {
     mm.domain.clear();
     mm.inputs.resize(2);
     if (transpose) mm.inputs[1] = transpose->inputs[0];
+    if (flat && flat.direct) {
+      mm.inputs[0] = flat.in->inputs[0];
+    } else if (flat) {  // the GEMM alone reads the first Reshape: it now makes [L..., K]
+      flat.in->inputs[1] = g.add_constant(flat.in->name + ".lead_k", Tensor::vector_i64(flat.lk));
+      flat.in->outputs[0]->shape = flat.lk;
+    }
     if (bias) mm.inputs.push_back(bias);
     mm.attrs = {};
     mm.attrs.set("activation", act);

@@ -139,6 +139,111 @@ TEST(FuseGemmEpilogue, FusesErfGeluChain) {
   EXPECT_LE(rel_l2(run_graph(g, feeds)[0], want), 1e-6);
 }
 
+// GPT-2's tanh GELU as exporters write it, after a MatMul:
+// Mul(y, 0.5) · (1 + Tanh(0.79788 · (y + 0.044715 · y^3))).
+TEST(FuseGemmEpilogue, FusesTanhGeluChain) {
+  std::mt19937 rng(15);
+  Graph g;
+  Value* x = g.add_value("x", DType::f32, {3, 8});
+  g.inputs.push_back(x);
+  Value* w = g.add_constant("w", random_f32({8, 4}, rng));
+  auto scalar = [&](const char* name, float v) { return g.add_constant(name, Tensor::from<float>(DType::f32, {}, {v})); };
+  auto val = [&](const char* name) { return g.add_value(name, DType::f32, {}); };
+  Value *y = val("y"), *h = val("h"), *p3 = val("p3"), *c = val("c"), *s = val("s"), *sc = val("sc"), *t = val("t"),
+        *t1 = val("t1"), *out = val("out");
+  g.add_node("MatMul", "mm", {x, w}, {y});
+  g.add_node("Mul", "half", {y, scalar("half", 0.5f)}, {h});
+  g.add_node("Pow", "pow", {y, scalar("three", 3.0f)}, {p3});
+  g.add_node("Mul", "cube", {p3, scalar("k", 0.044715f)}, {c});
+  g.add_node("Add", "sum", {y, c}, {s});
+  g.add_node("Mul", "scale", {s, scalar("sqrt2pi", 0.7978845608f)}, {sc});
+  g.add_node("Tanh", "tanh", {sc}, {t});
+  g.add_node("Add", "plus1", {t, scalar("one", 1.0f)}, {t1});
+  g.add_node("Mul", "last", {h, t1}, {out});
+  g.outputs.push_back(out);
+  infer_shapes(g);
+  std::map<std::string, Tensor> feeds = {{"x", random_f32({3, 8}, rng)}};
+  Tensor want = run_graph(g, feeds)[0];
+  fuse_gemm_epilogue(g);
+  verify(g, "fuse_gemm_epilogue");
+  ASSERT_EQ(g.nodes().size(), 1u);
+  EXPECT_EQ(g.nodes()[0]->attrs.get_string("activation", "?"), "gelu_tanh");
+  EXPECT_LE(rel_l2(run_graph(g, feeds)[0], want), 1e-6);
+}
+
+// dynamo's linear on 3-D input: Reshape(X -> [M, K]) → Gemm(transB = 1) →
+// Reshape(-> [L..., N]) → [Relu] → Add(residual). X is [2, 3, 8] (read as
+// is) or [2, 3, 2, 4] (attention's heads: the first Reshape stays, made to
+// give [2, 3, 8]).
+struct FlatLinear {
+  Graph g;
+  FlatLinear(const Shape& x_shape, bool relu, std::mt19937& rng) {
+    Value* x = g.add_value("x", DType::f32, x_shape);
+    Value* res = g.add_value("res", DType::f32, {2, 3, 16});
+    g.inputs = {x, res};
+    auto val = [&](const char* name) { return g.add_value(name, DType::f32, {}); };
+    Value *a = val("a"), *y = val("y"), *z = val("z"), *out = val("out");
+    g.add_node("Reshape", "flat", {x, g.add_constant("flat.shape", Tensor::vector_i64({6, 8}))}, {a});
+    Node* gm = g.add_node("Gemm", "fc", {a, g.add_constant("fc.weight", random_f32({16, 8}, rng)),
+                                          g.add_constant("fc.bias", random_f32({16}, rng))}, {y});
+    gm->attrs.set("transB", int64_t(1));
+    g.add_node("Reshape", "unflat", {y, g.add_constant("unflat.shape", Tensor::vector_i64({2, 3, 16}))}, {z});
+    if (relu) {
+      Value* r = val("r");
+      g.add_node("Relu", "act", {z}, {r});
+      z = r;
+    }
+    g.add_node("Add", "residual", {z, res}, {out});
+    g.outputs = {out};
+    infer_shapes(g);
+  }
+  size_t count(const std::string& op) const {
+    size_t c = 0;
+    for (auto& n : g.nodes()) c += n->op == op;
+    return c;
+  }
+};
+
+TEST(FuseGemmEpilogue, GemmBetweenReshapesReadsTheLeadingDimsAndTakesTheResidual) {
+  for (const Shape& x_shape : {Shape{2, 3, 8}, Shape{2, 3, 2, 4}})
+    for (bool relu : {false, true}) {
+      std::mt19937 rng(21), rng2(21);
+      FlatLinear plain(x_shape, relu, rng), fused(x_shape, relu, rng2);
+      fuse_gemm_epilogue(fused.g);
+      fuse_gemm_residual(fused.g);
+      verify(fused.g, "fuse_gemm_residual");
+      infer_shapes(fused.g);
+      SCOPED_TRACE(to_string(x_shape) + (relu ? " relu" : ""));
+      EXPECT_EQ(fused.count("FusedMatMul"), 1u);
+      EXPECT_EQ(fused.count("Gemm") + fused.count("Relu"), 0u);
+      EXPECT_EQ(fused.count("Reshape"), x_shape.size() == 3 ? 0u : 1u);
+      EXPECT_EQ(fused.count("Add"), relu ? 1u : 0u);  // a residual joins only without an activation
+      std::map<std::string, Tensor> feeds = {{"x", random_f32(x_shape, rng)}, {"res", random_f32({2, 3, 16}, rng)}};
+      Tensor want = run_graph(plain.g, feeds)[0], got = run_graph(fused.g, feeds)[0];
+      ASSERT_EQ(got.shape(), want.shape());
+      EXPECT_LE(rel_l2(got, want), 1e-6);
+    }
+}
+
+TEST(FuseGemmEpilogue, LeavesReshapesThatSplitN) {
+  std::mt19937 rng(22);
+  Graph g;
+  Value* x = g.add_value("x", DType::f32, {2, 3, 8});
+  g.inputs = {x};
+  Value* a = g.add_value("a", DType::f32, {});
+  Value* y = g.add_value("y", DType::f32, {});
+  Value* z = g.add_value("z", DType::f32, {});
+  g.add_node("Reshape", "flat", {x, g.add_constant("flat.shape", Tensor::vector_i64({6, 8}))}, {a});
+  g.add_node("Gemm", "fc", {a, g.add_constant("fc.weight", random_f32({8, 16}, rng))}, {y});
+  // [6, 16] -> [6, 4, 4] splits N: the GEMM cannot write that
+  g.add_node("Reshape", "other", {y, g.add_constant("other.shape", Tensor::vector_i64({6, 4, 4}))}, {z});
+  g.outputs = {z};
+  infer_shapes(g);
+  fuse_gemm_epilogue(g);
+  EXPECT_EQ(g.nodes().size(), 3u);
+  EXPECT_EQ(g.nodes()[1]->op, "Gemm");
+}
+
 // The dynamo exporter's linear layer: Gemm(x, W[N, K], C, transB = 1) → act.
 struct GemmLayer {
   Graph g;
@@ -394,6 +499,31 @@ TEST(FuseGemmResidual, ResidualJoinsTheGemmAndGivesTheSameResult) {
     ASSERT_EQ(got.shape(), want.shape());
     EXPECT_LE(rel_l2(got, want), 1e-6);
   }
+}
+
+// A MatMul with no bias (Llama's o_proj / down_proj) takes the residual too.
+TEST(FuseGemmResidual, PlainMatMulTakesTheResidual) {
+  std::mt19937 rng(23);
+  Graph g;
+  Value* x = g.add_value("x", DType::f32, {1, 4, 8});
+  Value* res = g.add_value("res", DType::f32, {1, 4, 16});
+  g.inputs = {x, res};
+  Value* y = g.add_value("y", DType::f32, {});
+  Value* out = g.add_value("out", DType::f32, {});
+  g.add_node("MatMul", "o_proj", {x, g.add_constant("w", random_f32({8, 16}, rng))}, {y});
+  g.add_node("Add", "residual", {res, y}, {out});
+  g.outputs = {out};
+  infer_shapes(g);
+  std::map<std::string, Tensor> feeds = {{"x", random_f32({1, 4, 8}, rng)}, {"res", random_f32({1, 4, 16}, rng)}};
+  Tensor want = run_graph(g, feeds)[0];
+  fuse_gemm_epilogue(g);
+  fuse_gemm_residual(g);
+  verify(g, "fuse_gemm_residual");
+  ASSERT_EQ(g.nodes().size(), 1u);
+  EXPECT_EQ(g.nodes()[0]->op, "FusedMatMul");
+  ASSERT_EQ(g.nodes()[0]->inputs.size(), 4u);
+  EXPECT_EQ(g.nodes()[0]->inputs[3], res);
+  EXPECT_LE(rel_l2(run_graph(g, feeds)[0], want), 1e-6);
 }
 
 TEST(FuseGemmResidual, LeavesAddItCannotExpress) {
