@@ -28,4 +28,9 @@ CASES += [
     Case("LayerNormalization", {"X": f(2, 3, 4), "Scale": f(4), "B": f(4)}, n_outputs=3, id="mean-invstd"),
     Case("LayerNormalization", {"X": f(2, 3, 4, dtype=np.float64), "Scale": f(4, dtype=np.float64), "B": f(4, dtype=np.float64)},
          id="f64"),
+    # CUDA: GPT-2's rows in registers (f32 with |mean| >> std, and f16); a row of 1030 is not whole 16-byte chunks (the general kernel)
+    Case("LayerNormalization", {"X": f(6, 768) + np.float32(50.0), "Scale": f(768), "B": f(768)}, id="gpt2-row-offset"),
+    Case("LayerNormalization", {"X": f(4, 768, dtype=np.float16), "Scale": f(768, dtype=np.float16),
+                                "B": f(768, dtype=np.float16)}, id="gpt2-row-f16"),
+    Case("LayerNormalization", {"X": f(2, 1030), "Scale": f(1030), "B": f(1030)}, id="unaligned-row"),
 ]

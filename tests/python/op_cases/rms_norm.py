@@ -17,4 +17,8 @@ CASES = [
     Case("RMSNormalization", {"X": f(2, 3, 6, dtype=np.float64), "scale": f(6, dtype=np.float64)}, opset=23, id="f64"),
     Case("RMSNormalization", {"X": f(2, 3, 16, dtype=np.float16), "scale": f(16, dtype=np.float16)}, opset=23,
          id="float16"),
+    # CUDA's register-resident rows (2 chunks of 16 bytes per thread) and a row too long for them (the general kernel)
+    Case("RMSNormalization", {"X": f(5, 4096, dtype=np.float16), "scale": f(4096, dtype=np.float16)}, opset=23,
+         id="float16-4096"),
+    Case("RMSNormalization", {"X": f(2, 8200), "scale": f(8200)}, opset=23, id="long-row"),
 ]

@@ -8,9 +8,12 @@
 // Welford per thread, merged with Chan's formula, which does not cancel the
 // way sum/sum-of-squares can when |mean| >> std), a second read writes it.
 // Softmax along another axis runs one thread per (outer, inner) line, reads
-// coalesced across the inner dim.
+// coalesced across the inner dim. LayerNorm and RMSNorm rows that fit in
+// registers (f16/bf16/f32, up to 1024 aligned 16-byte chunks, a whole-row
+// scale) take norm_rows.cuh's kernels instead.
 #include <cmath>
 
+#include "backend/cuda/kernels/norm_rows.cuh"
 #include "backend/cuda/kernels/reduce_util.cuh"
 
 namespace tessera::cuda {
@@ -130,6 +133,25 @@ void k_softmax(KernelContext& ctx) {
   check_launch(ctx);
 }
 
+// norm_rows.cuh's kernel for `chunks` (1, 2 or 4) 16-byte chunks per thread.
+template <template <int> class K>
+auto by_chunks(int chunks) {
+  return chunks == 1 ? K<1>::fn : chunks == 2 ? K<2>::fn : K<4>::fn;
+}
+
+// The register-resident rows (norm_rows.cuh) fit: a 16-bit or f32 X whose
+// rows are whole 16-byte chunks, at most 1024 of them, everything aligned.
+template <typename T>
+constexpr bool kFastRowType = std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+norm_rows::Launch fast_rows(int64_t n, size_t elem, std::initializer_list<const void*> ptrs) {
+  int64_t v = int64_t(16 / elem);
+  if (n % v || n > (int64_t(1) << 30)) return {};
+  for (const void* p : ptrs)
+    if (p && !norm_rows::aligned16(p)) return {};
+  return norm_rows::launch_for(n / v);
+}
+unsigned row_grid(int64_t rows) { return unsigned(std::min<int64_t>(rows, 1 << 20)); }
+
 // ---- LayerNormalization -------------------------------------------------------
 
 template <typename T>
@@ -162,6 +184,14 @@ __global__ void layer_norm_rows(const T* x, T* y, ParamVec scale, ParamVec bias,
   }
 }
 
+template <typename T>
+struct LayerNormK {
+  template <int C>
+  struct At {
+    static constexpr auto fn = norm_rows::layer_norm<T, C>;
+  };
+};
+
 void k_layer_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   int64_t axis = normalize_axis(ctx.attrs().get_int("axis", -1), x.rank(), ctx.node().name);
@@ -179,6 +209,20 @@ void k_layer_norm(KernelContext& ctx) {
   if (rows == 0) return;
   float eps = ctx.attrs().get_float("epsilon", 1e-5f);
   visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    if constexpr (kFastRowType<T>) {
+      const Tensor& sc = ctx.input(1);
+      const Tensor* b = has_bias ? &ctx.input(2) : nullptr;
+      bool params = sc.dtype() == x.dtype() && scale.n == n && (!b || (b->dtype() == x.dtype() && bias.n == n));
+      norm_rows::Launch l = params ? fast_rows(n, sizeof(T), {x.raw(), ctx.output(0).raw(), sc.raw(), b ? b->raw() : nullptr})
+                                   : norm_rows::Launch{};
+      if (l.chunks) {
+        auto k = by_chunks<LayerNormK<T>::template At>(l.chunks);
+        k<<<row_grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
+            static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()), static_cast<const T*>(sc.raw()),
+            b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps);
+        return;
+      }
+    }
     RowLaunch l = row_launch(rows, n);
     layer_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()),
                                                              scale, bias, has_bias, mean_out, inv_out, rows, n, eps, l.warp_rows);
@@ -215,6 +259,32 @@ __global__ void rms_norm_rows(const T* x, FloatOut y, ParamVec scale, int64_t ro
   }
 }
 
+template <typename T, typename O>
+struct RmsNormK {
+  template <int C>
+  struct At {
+    static constexpr auto fn = norm_rows::rms_norm<T, O, C>;
+  };
+};
+
+// norm_rows::rms_norm for Y's dtype (f16, bf16 or f32); false for another.
+template <typename T>
+bool launch_rms_fast(KernelContext& ctx, const norm_rows::Launch& l, DType y_dtype, const void* x, void* y,
+                     const void* scale, int64_t rows, int64_t n, float eps) {
+  auto go = [&]<typename O>() {
+    auto k = by_chunks<RmsNormK<T, O>::template At>(l.chunks);
+    k<<<row_grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<O*>(y),
+                                                                 static_cast<const O*>(scale), rows, int(n), eps);
+    return true;
+  };
+  switch (y_dtype) {
+    case DType::f32: return go.template operator()<float>();
+    case DType::f16: return go.template operator()<__half>();
+    case DType::bf16: return go.template operator()<__nv_bfloat16>();
+    default: return false;
+  }
+}
+
 void k_rms_norm(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   int64_t axis = normalize_axis(ctx.attrs().get_int("axis", -1), x.rank(), ctx.node().name);
@@ -225,6 +295,13 @@ void k_rms_norm(KernelContext& ctx) {
   if (rows == 0 || n == 0) return;
   float eps = ctx.attrs().get_float("epsilon", 1e-5f);
   visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    if constexpr (kFastRowType<T>) {
+      const Tensor& sc = ctx.input(1);
+      void* py = ctx.output(0).raw();
+      norm_rows::Launch l = scale.n == n && sc.dtype() == y.dtype ? fast_rows(n, sizeof(T), {x.raw(), py, sc.raw()})
+                                                                   : norm_rows::Launch{};
+      if (l.chunks && launch_rms_fast<T>(ctx, l, y.dtype, x.raw(), py, sc.raw(), rows, n, eps)) return;
+    }
     RowLaunch l = row_launch(rows, n);
     rms_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), y, scale, rows, n, eps, l.warp_rows);
   });

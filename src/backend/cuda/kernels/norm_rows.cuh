@@ -1,0 +1,175 @@
+// Register-resident LayerNorm / RMSNormalization rows for normalization.cu:
+// the common transformer case (f16/bf16/f32, a row of at most 1024 16-byte
+// chunks, 16-byte aligned rows, scale and bias spanning the whole row).
+//
+// A block owns a row; each thread loads its C chunks of 16 bytes once, keeps
+// them in registers for the statistics and the output, and writes its output
+// chunk in 8-, 16- or 32-byte stores of the output's compile-time dtype.
+// The general kernels in normalization.cu read the row twice and store one
+// element at a time through a run-time dtype switch; on an H200 they reached
+// ~15% of copy bandwidth on Llama's [2048, 4096] bf16 rows.
+//
+// Statistics in f32: RMS is sum(x^2) then 1/sqrt(mean + eps); LayerNorm is
+// two passes over the registers (mean, then the mean of squared deviations),
+// which does not cancel when |mean| >> std. Outputs round once from f32.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/kernels/reduce_util.cuh"
+
+namespace tessera::cuda::norm_rows {
+
+// Chunks of 16 bytes per thread: the row's chunks over at most 256 threads.
+constexpr int kMaxThreads = 256;
+constexpr int kMaxChunks = 4;
+
+struct Sum {
+  float s;
+  __device__ Sum shfl(int mask) const { return {shfl_xor(s, mask)}; }
+};
+__device__ __forceinline__ float block_sum(float v) {
+  return block_all_reduce(Sum{v}, [](Sum& a, const Sum& b) { a.s += b.s; }).s;
+}
+
+// N values of type O from/to memory in one or two vector accesses (N·sizeof(O) is 8, 16 or 32 bytes).
+template <typename O, int N>
+struct Vec {
+  O v[N];
+};
+template <typename O, int N>
+__device__ __forceinline__ Vec<O, N> load_vec(const O* p) {
+  Vec<O, N> r;
+  constexpr int bytes = N * int(sizeof(O));
+  static_assert(bytes == 8 || bytes == 16 || bytes == 32);
+  if constexpr (bytes == 8) {
+    *reinterpret_cast<uint2*>(r.v) = __ldg(reinterpret_cast<const uint2*>(p));
+  } else {
+#pragma unroll
+    for (int w = 0; w < bytes / 16; ++w) reinterpret_cast<uint4*>(r.v)[w] = __ldg(reinterpret_cast<const uint4*>(p) + w);
+  }
+  return r;
+}
+template <typename O, int N>
+__device__ __forceinline__ void store_vec(O* p, const Vec<O, N>& r) {
+  constexpr int bytes = N * int(sizeof(O));
+  if constexpr (bytes == 8) {
+    *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(r.v);
+  } else {
+#pragma unroll
+    for (int w = 0; w < bytes / 16; ++w) reinterpret_cast<uint4*>(p)[w] = reinterpret_cast<const uint4*>(r.v)[w];
+  }
+}
+
+template <typename O>
+__device__ __forceinline__ O from_f32(float v) {
+  if constexpr (std::is_same_v<O, __half>) return __float2half(v);
+  else if constexpr (std::is_same_v<O, __nv_bfloat16>) return __float2bfloat16(v);
+  else return v;
+}
+
+// The thread's chunks of row `r`: chunk c is index threadIdx.x + c·blockDim.x (valid below nv).
+template <typename T, int C>
+struct Row {
+  static constexpr int V = 16 / int(sizeof(T));
+  uint4 raw[C];
+  __device__ float at(int c, int k) const { return float(reinterpret_cast<const T*>(&raw[c])[k]); }
+  __device__ void load(const T* row, int nv) {
+    const uint4* p = reinterpret_cast<const uint4*>(row);
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      int i = int(threadIdx.x) + c * int(blockDim.x);
+      raw[c] = i < nv ? __ldg(p + i) : make_uint4(0, 0, 0, 0);  // zeros add nothing to the sums
+    }
+  }
+};
+
+// Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * scale, Y and scale of dtype O.
+template <typename T, typename O, int C>
+__global__ void __launch_bounds__(kMaxThreads) rms_norm(const T* __restrict__ x, O* __restrict__ y,
+                                                        const O* __restrict__ scale, int64_t rows, int n, float eps) {
+  constexpr int V = Row<T, C>::V;
+  const int nv = n / V;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    Row<T, C> row;
+    row.load(x + r * n, nv);
+    float ss = 0.0f;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int k = 0; k < V; ++k) ss += row.at(c, k) * row.at(c, k);
+    const float inv = 1.0f / sqrtf(block_sum(ss) / float(n) + eps);
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      int i = int(threadIdx.x) + c * int(blockDim.x);
+      if (i >= nv) continue;
+      Vec<O, V> s = load_vec<O, V>(scale + int64_t(i) * V), out;
+#pragma unroll
+      for (int k = 0; k < V; ++k) out.v[k] = from_f32<O>(row.at(c, k) * inv * float(s.v[k]));
+      store_vec<O, V>(y + r * n + int64_t(i) * V, out);
+    }
+  }
+}
+
+// Y[r] = (X[r] - mean) / sqrt(var + eps) * scale (+ bias), all of dtype T; Mean and InvStdDev if asked.
+template <typename T, int C>
+__global__ void __launch_bounds__(kMaxThreads) layer_norm(const T* __restrict__ x, T* __restrict__ y,
+                                                          const T* __restrict__ scale, const T* __restrict__ bias,
+                                                          FloatOut mean_out, FloatOut inv_out, int64_t rows, int n,
+                                                          float eps) {
+  constexpr int V = Row<T, C>::V;
+  const int nv = n / V;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    Row<T, C> row;
+    row.load(x + r * n, nv);
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int k = 0; k < V; ++k) s += row.at(c, k);
+    const float mean = block_sum(s) / float(n);
+    float d2 = 0.0f;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      if (int(threadIdx.x) + c * int(blockDim.x) >= nv) continue;  // padding zeros are not (0 - mean)^2
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        float d = row.at(c, k) - mean;
+        d2 += d * d;
+      }
+    }
+    const float inv = 1.0f / sqrtf(block_sum(d2) / float(n) + eps);
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      int i = int(threadIdx.x) + c * int(blockDim.x);
+      if (i >= nv) continue;
+      Vec<T, V> sc = load_vec<T, V>(scale + int64_t(i) * V), b{}, out;
+      if (bias) b = load_vec<T, V>(bias + int64_t(i) * V);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        float v = (row.at(c, k) - mean) * inv * float(sc.v[k]);
+        if (bias) v += float(b.v[k]);
+        out.v[k] = from_f32<T>(v);
+      }
+      store_vec<T, V>(y + r * n + int64_t(i) * V, out);
+    }
+    if (threadIdx.x == 0) {
+      if (mean_out.p) mean_out.put(r, mean);
+      if (inv_out.p) inv_out.put(r, inv);
+    }
+  }
+}
+
+// Threads and chunks per thread for a row of nv 16-byte chunks; chunks 0 when the row is too long.
+struct Launch {
+  int threads = 0, chunks = 0;
+};
+inline Launch launch_for(int64_t nv) {
+  for (int c = 1; c <= kMaxChunks; c *= 2)
+    if (nv <= int64_t(c) * kMaxThreads) return {int((nv + c - 1) / c + 31) / 32 * 32, c};
+  return {};
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace tessera::cuda::norm_rows
