@@ -1,10 +1,14 @@
 // See fuse_rmsnorm.h. Each match is anchored at its ReduceMean and walks the
 // single-reader chain forward; the final weight Mul is rewritten in place into
 // RMSNormalization (its inputs come before it, so the order stays
-// topological) and the rest of the chain is dropped.
+// topological) and the rest of the chain is dropped. A second, separate
+// rewrite then lets an RMSNormalization whose f32 output is only cast down to
+// f16/bf16 write that dtype itself (emit_low_precision_directly).
 #include "passes/fuse_rmsnorm.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <unordered_set>
 
 #include "passes/uses.h"
@@ -128,6 +132,68 @@ std::string fused_name(const Node& rm) {
   return slash == std::string::npos ? rm.name + "/RMSNormalization" : rm.name.substr(0, slash + 1) + "RMSNormalization";
 }
 
+// `scale` (f32) converted to `to`, or nullopt when some value would not come
+// back bit for bit (converted to `to` and back to f32). NaN is refused: its
+// payload need not survive the round trip, so the product's bits could differ.
+std::optional<Tensor> exactly_as(const Tensor& scale, DType to) {
+  Tensor low = scale.cast(to), back = low.cast(DType::f32);
+  for (int64_t i = 0; i < scale.numel(); ++i) {
+    float a = scale.data<float>()[i], b = back.data<float>()[i];
+    if (std::isnan(a) || std::memcmp(&a, &b, sizeof a) != 0) return std::nullopt;
+  }
+  return low;
+}
+
+// RMSNormalization(x, scale_f32) → Y f32 → Cast(to = D), D f16 or bf16, Y read
+// by nothing else and no graph output, scale a constant whose every value is
+// exactly a D: scale becomes that D constant and the node writes the Cast's
+// output itself (ONNX: Y takes scale's dtype), so the f32 Y is never written
+// and read back. This is what torch's nn.RMSNorm in a bf16 module exports
+// (the weight converted to f32, the result cast back).
+//
+// Exact, bit for bit, on both backends, because neither rounds the scale
+// product anywhere but into Y, and an exact D scale is the same number as the
+// f32 one:
+// - CPU (backend/cpu/kernels/rms_norm.cc): double(x) * inv * double(scale) is
+//   rounded to f32 (x's compute type) and then Tensor::cast rounds it into Y's
+//   dtype; for f16/bf16 that goes through f32 (core/tensor.cc, store) with the
+//   f32_to_bf16 / f32_to_f16 that the Cast kernel (also Tensor::cast) uses.
+// - CUDA (normalization.cu): both kernels, rms_norm_rows and norm_rows.cuh's
+//   register-resident rms_norm, compute x * inv * scale in f32 and round once
+//   with __float2bfloat16 / __float2half, the conversions the CUDA Cast uses.
+//   Which kernel runs depends on x's dtype, n, scale dtype == Y dtype (true
+//   before and after) and 16-byte alignment (the plan's arena and uploads are
+//   256-aligned), so both graphs sum the squares in the same order.
+// x must compute in f32 (f32/f16/bf16), which keeps the CUDA product in f32.
+void emit_low_precision_directly(Graph& g) {
+  Uses uses(g);
+  std::unordered_set<const Node*> dropped;
+  std::map<std::pair<const Value*, DType>, Value*> converted;  // a scale shared by several norms is converted once
+  for (auto& up : g.nodes()) {
+    Node& rms = *up;
+    if (!is(&rms, "RMSNormalization", 2) || !rms.inputs[0] || !rms.inputs[1]) continue;
+    Value *x = rms.inputs[0], *scale = rms.inputs[1], *y = rms.outputs[0];
+    if (x->dtype != DType::f32 && x->dtype != DType::f16 && x->dtype != DType::bf16) continue;
+    if (!scale->is_constant() || scale->dtype != DType::f32 || y->dtype != DType::f32) continue;
+    Node* cast = uses.sole_reader(y);
+    if (!is(cast, "Cast", 1)) continue;
+    DType to = cast->outputs[0]->dtype;
+    if (to != DType::f16 && to != DType::bf16) continue;
+    Value*& low = converted[{scale, to}];
+    if (!low) {
+      std::optional<Tensor> t = exactly_as(*scale->constant, to);
+      if (!t) continue;
+      low = g.add_constant(g.unique_name(scale->name + "_" + dtype_name(to)), std::move(*t));
+    }
+    rms.inputs[1] = low;
+    rms.outputs[0] = cast->outputs[0];
+    rms.outputs[0]->producer = &rms;
+    cast->outputs.clear();  // so removing the Cast leaves its former output's producer alone
+    dropped.insert(cast);
+  }
+  if (!dropped.empty()) g.remove_nodes_if([&](const Node& n) { return dropped.count(&n) != 0; });
+}
+
 }  // namespace
 
 void fuse_rmsnorm(Graph& g) {
@@ -153,6 +219,7 @@ void fuse_rmsnorm(Graph& g) {
     dropped.insert(m->dropped.begin(), m->dropped.end());
   }
   if (!dropped.empty()) g.remove_nodes_if([&](const Node& n) { return dropped.count(&n) != 0; });
+  emit_low_precision_directly(g);
 }
 
 }  // namespace tessera

@@ -35,6 +35,42 @@ std::optional<SliceOf> last_axis_slice(const Node& s) {
   return SliceOf{x, b, e};
 }
 
+// Split(x) along the last axis into two equal halves: num_outputs = 2, a
+// constant split = [d/2, d/2], or neither (ONNX then splits evenly).
+bool last_axis_halves(const Node& sp) {
+  Value* x = sp.input(0);
+  if (!x || !x->rank_known || x->shape.empty() || sp.outputs.size() != 2) return false;
+  int64_t rank = int64_t(x->shape.size()), d = x->shape.back(), axis = sp.attrs.get_int("axis", 0);
+  if (d < 0 || d % 2 || (axis != -1 && axis != rank - 1)) return false;
+  if (sp.attrs.get_int("num_outputs", 2) != 2) return false;
+  std::vector<int64_t> halves{d / 2, d / 2};
+  if (sp.attrs.has("split") && sp.attrs.get_ints("split") != halves) return false;  // before opset 13
+  auto split = ints(sp, 1);
+  return !split || *split == halves;
+}
+
+// The x with `lo` = x[..., :d/2] and `hi` = x[..., d/2:] (d static and even),
+// and the nodes that compute them: two last-axis Slices, or one Split whose
+// outputs are (lo, hi). Each half must be read by the chain only; null if
+// the halves are anything else.
+Value* halves_of(const Uses& r, Value* lo, Value* hi, std::vector<Node*>& nodes) {
+  Node* sl = r.sole_producer(lo, "Slice");
+  Node* sh = r.sole_producer(hi, "Slice");
+  if (sl && sh) {
+    auto l = last_axis_slice(*sl), h = last_axis_slice(*sh);
+    if (!l || !h || l->x != h->x) return nullptr;
+    int64_t d = l->x->shape.back();
+    if (d % 2 || l->start != 0 || l->end != d / 2 || h->start != d / 2 || h->end != d) return nullptr;
+    nodes = {sl, sh};
+    return l->x;
+  }
+  Node* sp = r.sole_producer(lo, "Split");
+  if (!sp || r.sole_producer(hi, "Split") != sp || !last_axis_halves(*sp)) return nullptr;
+  if (sp->outputs[0] != lo || sp->outputs[1] != hi) return nullptr;
+  nodes = {sp};
+  return sp->inputs[0];
+}
+
 // The operand of binary `n` that is not `v`, or null.
 Value* other(const Node& n, const Value* v) {
   if (n.inputs.size() != 2) return nullptr;
@@ -63,19 +99,16 @@ bool match(const Uses& r, const Node& add, std::vector<Node*>& dead, Value*& x, 
       Node* cat = r.sole_producer(m_sin->inputs[size_t(side)], "Concat");
       if (!cat || cat->inputs.size() != 2) continue;
       Node* neg = r.sole_producer(cat->inputs[0], "Neg");
-      Node* hi = neg ? r.sole_producer(neg->inputs.at(0), "Slice") : nullptr;
-      Node* lo = r.sole_producer(cat->inputs[1], "Slice");
-      if (!hi || !lo) continue;
-      auto h = last_axis_slice(*hi), l = last_axis_slice(*lo);
-      if (!h || !l || h->x != l->x) continue;
-      x = h->x;
-      int64_t d = x->shape.back(), rank = int64_t(x->shape.size()), axis = cat->attrs.get_int("axis", 0);
-      if (d % 2 || l->start != 0 || l->end != d / 2 || h->start != d / 2 || h->end != d) continue;
+      std::vector<Node*> halves;
+      x = neg ? halves_of(r, cat->inputs[1], neg->inputs.at(0), halves) : nullptr;
+      if (!x) continue;
+      int64_t rank = int64_t(x->shape.size()), axis = cat->attrs.get_int("axis", 0);
       if (axis != -1 && axis != rank - 1) continue;
       sin = m_sin->inputs[size_t(1 - side)];
       cos = other(*m_cos, x);
       if (!cos || !broadcasts_to(cos, x) || !broadcasts_to(sin, x)) continue;
-      dead = {m_sin, m_cos, cat, neg, hi, lo};
+      dead = {m_sin, m_cos, cat, neg};
+      dead.insert(dead.end(), halves.begin(), halves.end());
       return true;
     }
   }

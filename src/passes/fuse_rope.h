@@ -2,6 +2,8 @@
 // attention becomes one Rope node (ops/rope.cc):
 //
 //   x1 = Slice(x, 0, D/2, last axis)    x2 = Slice(x, D/2, >= D, last axis)
+//     (or x1, x2 = Split(x, last axis) in two equal halves: num_outputs = 2 or
+//      a constant split = [D/2, D/2] -- torch.chunk(2, -1) through dynamo)
 //   rot = Concat(Neg(x2), x1, axis = last)
 //   Add(Mul(x, cos), Mul(rot, sin))      (either operand order)
 //

@@ -1,9 +1,12 @@
 // fuse_rmsnorm and RMSNormalization's CPU kernel: the exporters' chains fuse
 // into one node that computes what the chain did; near misses stay unfused.
+// An f32 RMSNormalization cast down to bf16/f16 writes that dtype itself, bit
+// for bit the same, only when its scale is exact in it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <random>
@@ -133,6 +136,75 @@ TEST(FuseRMSNorm, SetsEpsilonAndKeepsOutputName) {
   EXPECT_FLOAT_EQ(n.attrs.get_float("epsilon", 0), 1e-6f);
   EXPECT_EQ(n.inputs[0]->name, "x");
   EXPECT_EQ(g.outputs[0]->name, out_name);
+}
+
+// RMSNormalization(x, scale f32) → f32 → Cast(to): torch's nn.RMSNorm in a
+// bf16 module as the dynamo exporter writes it (x is `to` too).
+struct CastDown {
+  DType to = DType::bf16;
+  bool odd = false;           // scale[3] = odd_value (which may not be a `to` value)
+  float odd_value = 0;
+  bool y_is_output = false;   // the f32 output is also a graph output
+  bool y_read_twice = false;  // the f32 output also feeds a Neg
+};
+
+void build_cast_down(Graph& g, const CastDown& c) {
+  Value* x = g.add_value("x", c.to, {2, 3, kHidden});
+  g.inputs = {x};
+  Tensor s = randn({kHidden}, 7).cast(c.to).cast(DType::f32);  // every value exactly a `to`
+  if (c.odd) s.data<float>()[3] = c.odd_value;
+  Value* scale = g.add_constant("convert_element_type_default", s);
+  Attributes a;
+  a.set("axis", int64_t(-1));
+  a.set("epsilon", 1e-5f);
+  Value* y = op(g, "RMSNormalization", {x, scale}, a);
+  Attributes to;
+  to.set("to", int64_t(c.to));
+  g.outputs = {op(g, "Cast", {y}, to)};
+  if (c.y_is_output) g.outputs.push_back(y);
+  if (c.y_read_twice) g.outputs.push_back(op(g, "Neg", {y}));
+  infer_shapes(g);
+}
+
+// Builds the graph twice, runs fuse_rmsnorm on one; checks whether the Cast
+// went and the outputs are the same bytes.
+void check_cast_down(const CastDown& c, bool expect_rewritten) {
+  Graph plain, rewritten;
+  build_cast_down(plain, c);
+  build_cast_down(rewritten, c);
+  fuse_rmsnorm(rewritten);
+  verify(rewritten, "fuse_rmsnorm");
+  EXPECT_EQ(count_op(rewritten, "Cast"), expect_rewritten ? 0u : 1u);
+  EXPECT_EQ(rewritten.nodes().size(), plain.nodes().size() - (expect_rewritten ? 1 : 0));
+  const Node& rms = *rewritten.nodes()[0];
+  ASSERT_EQ(rms.op, "RMSNormalization");
+  EXPECT_EQ(rms.outputs[0]->dtype, expect_rewritten ? c.to : DType::f32);
+  EXPECT_EQ(rms.inputs[1]->dtype, expect_rewritten ? c.to : DType::f32);
+  if (expect_rewritten) EXPECT_EQ(rms.outputs[0], rewritten.outputs[0]);
+  std::map<std::string, Tensor> feeds{{"x", randn({2, 3, kHidden}, 11).cast(c.to)}};
+  std::vector<Tensor> a = run_graph(plain, feeds), b = run_graph(rewritten, feeds);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].dtype(), b[i].dtype());
+    ASSERT_EQ(a[i].shape(), b[i].shape());
+    EXPECT_EQ(std::memcmp(a[i].raw(), b[i].raw(), a[i].nbytes()), 0) << "output " << i;
+  }
+}
+
+TEST(FuseRMSNorm, CastToBf16IsWrittenDirectly) { check_cast_down({}, true); }
+TEST(FuseRMSNorm, CastToF16IsWrittenDirectly) { check_cast_down({.to = DType::f16, .odd = true, .odd_value = 1.0f + 0x1p-10f}, true); }
+TEST(FuseRMSNorm, InfiniteScaleIsExact) { check_cast_down({.odd = true, .odd_value = -INFINITY}, true); }
+
+TEST(FuseRMSNorm, KeepsCastWhenScaleIsNotExact) {
+  check_cast_down({.odd = true, .odd_value = 1.0f + 0x1p-10f}, false);             // 10 mantissa bits: no bf16
+  check_cast_down({.to = DType::f16, .odd = true, .odd_value = 1e5f}, false);       // beyond f16's range
+  check_cast_down({.to = DType::f16, .odd = true, .odd_value = 1e-9f}, false);      // below f16's subnormals
+  check_cast_down({.odd = true, .odd_value = std::nanf("")}, false);                // NaN: refused
+}
+
+TEST(FuseRMSNorm, KeepsCastWhenTheF32OutputHasAnotherReader) {
+  check_cast_down({.y_is_output = true}, false);
+  check_cast_down({.y_read_twice = true}, false);
 }
 
 // The kernel itself against a hand computation, scale over two dims (axis 1).

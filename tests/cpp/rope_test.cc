@@ -1,6 +1,7 @@
 // Rope (ops/rope.cc) and its CPU kernel: against the unfused graph the Llama
 // builder used to emit (Slice, Slice, Neg, Concat, Mul, Mul, Add), against
-// the complex form by hand, and the inference errors.
+// the complex form by hand, and the inference errors; fuse_rope on the
+// exporters' chains (two Slices, or the dynamo exporter's one Split).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -103,6 +104,57 @@ TEST(FuseRope, LeavesChainsThatAreNotRotateHalf) {
     size_t before = c->t.g.nodes().size();
     fuse_rope(c->t.g);
     EXPECT_EQ(c->t.g.nodes().size(), before);
+  }
+}
+
+// The torch dynamo exporter's form: t1, t2 = x.chunk(2, -1) is one Split.
+struct SplitChain {
+  Tables t;
+  // split: constant split sizes ({} writes num_outputs = 2 instead); also_output:
+  // that Split output (0 or 1) is a graph output too, so it has another reader.
+  explicit SplitChain(std::vector<int64_t> split = {}, int also_output = -1) : t({2, 3, 5, 8}, {2, 1, 5, 8}) {
+    Graph& g = t.g;
+    Attributes sa, ax;
+    sa.set("axis", int64_t(3));
+    ax.set("axis", int64_t(-1));
+    std::vector<Value*> in{t.x};
+    if (split.empty()) sa.set("num_outputs", int64_t(2));
+    else in.push_back(i64s(g, split));
+    Value* x1 = g.add_value("split_0", DType::f32, {});
+    Value* x2 = g.add_value("split_1", DType::f32, {});
+    g.add_node("Split", "Split", in, {x1, x2}, sa);
+    Value* rot = node(g, "Concat", {node(g, "Neg", {x2}), x1}, ax);
+    g.outputs = {node(g, "Add", {node(g, "Mul", {t.x, t.cos}), node(g, "Mul", {rot, t.sin})})};
+    if (also_output >= 0) g.outputs.push_back(also_output == 0 ? x1 : x2);
+    infer_shapes(g);
+  }
+};
+
+TEST(FuseRope, TheDynamoSplitChainBecomesOneRopeWithTheSameResult) {
+  for (std::vector<int64_t> split : {std::vector<int64_t>{}, std::vector<int64_t>{4, 4}}) {
+    SplitChain plain(split), fused(split);
+    fuse_rope(fused.t.g);
+    ASSERT_EQ(fused.t.g.nodes().size(), 1u);
+    const Node& n = *fused.t.g.nodes()[0];
+    EXPECT_EQ(n.op, "Rope");
+    EXPECT_EQ(n.inputs, (std::vector<Value*>{fused.t.x, fused.t.cos, fused.t.sin}));
+    EXPECT_EQ(n.outputs[0], fused.t.g.outputs[0]);
+    std::mt19937 rng(6);
+    const Shape xs{2, 3, 5, 8}, ts{2, 1, 5, 8};
+    std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
+    EXPECT_LE(max_abs_diff(run_graph(fused.t.g, feeds)[0], run_graph(plain.t.g, feeds)[0]), 1e-6);
+  }
+}
+
+TEST(FuseRope, LeavesSplitChainsThatAreNotRotateHalf) {
+  SplitChain unequal({3, 5});          // Concat(-x[3:], x[:3]): not the halves
+  SplitChain lo_read(/*split=*/{}, 0);  // the first half is also a graph output
+  SplitChain hi_read({4, 4}, 1);        // the second half too
+  for (SplitChain* c : {&unequal, &lo_read, &hi_read}) {
+    size_t before = c->t.g.nodes().size();
+    fuse_rope(c->t.g);
+    EXPECT_EQ(c->t.g.nodes().size(), before);
+    EXPECT_EQ(test::count_op(c->t.g, "Split"), 1u);
   }
 }
 
