@@ -11,6 +11,7 @@
 #   bench/run_gpu.sh onegpu          the one-GPU distributed and cache tests: NCCL gtests, host-staged gloo TP=2 on one GPU, cuda cache entries
 #   bench/run_gpu.sh profile         one GPT-2 124M fp16 decode step at B1 and B8, timed per node (generate --profile-step)
 #   bench/run_gpu.sh llama_variants  after decode_llama: its tessera step profiled, with cuBLASLt and with the skinny GEMM kernel
+#   bench/run_gpu.sh gpt2_variants   GPT-2 124M fp16 B8 decode with cuBLASLt and with the skinny GEMM kernel (step profiles)
 #   bench/run_gpu.sh decode_summary  the decode table (bench/summarize_decode.py) from the decode stages run on this machine
 # Expects the build packed by bench/pack_gpu.sh under .carry/gpu and the peer
 # scripts under .carry/peers; writes raw files to $OUT (few: the device returns at most 8).
@@ -102,6 +103,17 @@ for stage in "$@"; do
         TESSERA_SKINNY_GEMM_MAX_M=$skinny timeout 200 "$G/tessera" generate --model /tmp/ckpt/llama3-8b --target cuda --dtype bf16 \
           --ignore-eos -q --batch 1 --max-new-tokens 64 --max-seq-len 192 --prompt-ids "$ids" --profile-step 14 2>&1 |
           tee -a "$OUT/llama_variants.txt" | head -36
+      done ;;
+    gpt2_variants)
+      # GPT-2 124M fp16 B8 decode, cuBLASLt vs the skinny GEMM kernel for m <= 16 (the step is latency-bound there)
+      [ -f /tmp/ckpt/gpt2/config.json ] ||
+        "$G/tessera" make-checkpoint --model-type gpt2 --preset gpt2-124m --dtype f16 -o /tmp/ckpt/gpt2
+      ids=(); for i in $(seq 8); do ids+=(--prompt-ids "$(seq -s, $((i * 100)) $((i * 100 + 127)))"); done
+      for skinny in 0 16; do
+        echo "--- gpt2 f16 B8, TESSERA_SKINNY_GEMM_MAX_M=$skinny" | tee -a "$OUT/gpt2_variants.txt"
+        TESSERA_SKINNY_GEMM_MAX_M=$skinny timeout 200 "$G/tessera" generate --model /tmp/ckpt/gpt2 --target cuda --dtype f16 \
+          --ignore-eos -q --batch 8 --max-new-tokens 128 --max-seq-len 256 "${ids[@]}" --profile-step 60 2>&1 |
+          tee -a "$OUT/gpt2_variants.txt" | grep -iE "replayed|tok/s|step" | head -8
       done ;;
     decode_summary)
       [ -f $KEEP/peak.json ] || { [ -f "$OUT/peak.json" ] && cp "$OUT/peak.json" $KEEP/; }
