@@ -5,15 +5,25 @@
 //   inputs  Q [B, Hq, Tq, D], K [B, Hkv, Tk, D], V [B, Hkv, Tk, Dv],
 //           optional additive float mask broadcastable to [B, Hq, Tq, Tk]
 //           (-inf allowed; any float dtype)
-//   attrs   scale (float, required), causal (0/1, default 0)
-//   output  [B, Hq, Tq, Dv], Q's dtype
+//   attrs   scale (float, required), causal (0/1, default 0),
+//           layout (4 ints for Q, K, V, output; default all 0):
+//             0 = [B, H, T, D] as above, 1 = [B, T, H, D]
+//   output  [B, Hq, Tq, Dv] (or [B, Tq, Hq, Dv] with layout[3] = 1), Q's dtype
+//
+// layout lets passes/fuse_attention.cc's attention_layout drop the exporters'
+// Transpose(perm = [0, 2, 1, 3]) around the op: the kernels read and write
+// through (batch, head, position) strides, D contiguous in both layouts. The
+// mask is indexed [b, h, i, j] whatever the layout.
 //
 // causal=1 keeps key j for query i when j <= i: top-left aligned, torch's
 // is_causal (and the Trilu(upper=0) mask both exporters build for it), also
 // when Tq != Tk. A bottom-right mask (KV-cache decoding) stays an explicit
 // mask input. GQA: Hq % Hkv == 0 and query head h reads kv head
-// h / (Hq / Hkv). Head counts come from shapes only, so a graph whose heads
-// were divided by tensor parallelism needs no attribute change.
+// h / (Hq / Hkv). Head counts come from shapes only (dim 1 or 2 as layout
+// says), so a graph whose heads were divided by tensor parallelism needs no
+// attribute change.
+#include <variant>
+
 #include "ir/op_registry.h"
 
 namespace tessera {
@@ -23,11 +33,26 @@ namespace {
 // a and b agree unless one is unknown at build time.
 bool same_dim(int64_t a, int64_t b) { return a == kUnknownDim || b == kUnknownDim || a == b; }
 
+// The layout attribute: 4 entries of 0 or 1 (absent: all 0).
+std::vector<int64_t> layout_of(const InferContext& c) {
+  if (!c.attrs().has("layout")) return {0, 0, 0, 0};
+  if (!std::holds_alternative<std::vector<int64_t>>(c.attrs().all().at("layout")))
+    c.error("layout must be 4 ints (Q, K, V, output), got ", attribute_to_string(c.attrs().all().at("layout")));
+  std::vector<int64_t> l = c.attrs().get_ints("layout");
+  if (l.size() != 4) c.error("layout must have 4 entries (Q, K, V, output), got ", l.size());
+  static const char* names[4] = {"Q", "K", "V", "output"};
+  for (size_t i = 0; i < 4; ++i)
+    if (l[i] != 0 && l[i] != 1)
+      c.error("layout[", i, "] (", names[i], ") must be 0 ([B, H, T, D]) or 1 ([B, T, H, D]), got ", l[i]);
+  return l;
+}
+
 std::vector<TensorType> attention(const InferContext& c) {
   const TensorType &q = c.input(0), &k = c.input(1), &v = c.input(2);
   if (!c.attrs().has("scale")) c.error("attribute 'scale' is required");
   int64_t causal = c.attrs().get_int("causal", 0);
   if (causal != 0 && causal != 1) c.error("causal must be 0 or 1, got ", causal);
+  const std::vector<int64_t> layout = layout_of(c);
   for (const TensorType* t : {&q, &k, &v})
     if (!is_float(t->dtype)) c.error("Q, K and V must be floating point, got ", dtype_name(t->dtype));
   if (k.dtype != q.dtype || v.dtype != q.dtype)
@@ -35,15 +60,20 @@ std::vector<TensorType> attention(const InferContext& c) {
   if (c.has_input(3) && !is_float(c.input(3).dtype)) c.error("mask must be floating point (additive), got ", dtype_name(c.input(3).dtype));
   if (!q.rank_known || !k.rank_known || !v.rank_known) return {{q.dtype, {}, false}};
   if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
-    c.error("Q, K, V must be rank 4 [B, H, T, D], got ", to_string(q.shape), ", ", to_string(k.shape), ", ", to_string(v.shape));
-  int64_t B = q.shape[0], Hq = q.shape[1], Tq = q.shape[2], D = q.shape[3];
-  int64_t Hkv = k.shape[1], Tk = k.shape[2];
+    c.error("Q, K, V must be rank 4 ([B, H, T, D] or [B, T, H, D] as layout says), got ", to_string(q.shape), ", ",
+            to_string(k.shape), ", ", to_string(v.shape));
+  // Heads and length of entry i: dims 1, 2 in layout 0, dims 2, 1 in layout 1.
+  auto heads = [&](const Shape& s, size_t i) { return s[layout[i] ? 2 : 1]; };
+  auto len = [&](const Shape& s, size_t i) { return s[layout[i] ? 1 : 2]; };
+  int64_t B = q.shape[0], Hq = heads(q.shape, 0), Tq = len(q.shape, 0), D = q.shape[3];
+  int64_t Hkv = heads(k.shape, 1), Tk = len(k.shape, 1), Dv = v.shape[3];
   if (!same_dim(k.shape[0], B) || !same_dim(v.shape[0], B)) c.error("batch dims differ: Q ", to_string(q.shape), ", K ", to_string(k.shape), ", V ", to_string(v.shape));
   if (!same_dim(k.shape[3], D)) c.error("K head dim ", k.shape[3], " differs from Q's ", D);
-  if (!same_dim(v.shape[1], Hkv) || !same_dim(v.shape[2], Tk)) c.error("V ", to_string(v.shape), " must match K ", to_string(k.shape), " in heads and length");
+  if (!same_dim(heads(v.shape, 2), Hkv) || !same_dim(len(v.shape, 2), Tk))
+    c.error("V ", to_string(v.shape), " must match K ", to_string(k.shape), " in heads and length");
   if (Hq != kUnknownDim && Hkv != kUnknownDim && (Hkv == 0 || Hq % Hkv != 0))
     c.error("query heads ", Hq, " are not a multiple of key/value heads ", Hkv);
-  Shape out = {B, Hq, Tq, v.shape[3]};
+  Shape out = layout[3] ? Shape{B, Tq, Hq, Dv} : Shape{B, Hq, Tq, Dv};
   if (c.has_input(3) && c.input(3).rank_known) {
     const Shape& m = c.input(3).shape;
     Shape scores = {B, Hq, Tq, Tk};

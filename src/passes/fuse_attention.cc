@@ -27,6 +27,10 @@
 // Every intermediate from MatMul(Qs, Kts) to P must have no other reader
 // (an exported attention-probabilities output keeps the unfused graph). The
 // nodes left without readers are removed by eliminate_dead_code at the end.
+//
+// attention_layout (at the end of this file) then absorbs the head-split and
+// head-merge Transposes(perm = [0, 2, 1, 3]) around each Attention into its
+// layout attribute; see fuse_attention.h.
 #include "passes/fuse_attention.h"
 
 #include <cmath>
@@ -36,6 +40,7 @@
 
 #include "ir/op_registry.h"
 #include "passes/pass_manager.h"
+#include "passes/uses.h"
 
 namespace tessera {
 namespace {
@@ -345,6 +350,60 @@ void fuse_attention(Graph& g) {
   if (!any) return;
   g.toposort();
   eliminate_dead_code(g);
+}
+
+namespace {
+
+// A Transpose swapping dims 1 and 2 of a rank-4 tensor: [B, H, T, D] <-> [B, T, H, D].
+bool swaps_heads_and_length(const Node& n) {
+  return n.op == "Transpose" && n.domain.empty() && n.inputs.size() == 1 && n.outputs.size() == 1 &&
+         n.attrs.get_ints("perm") == std::vector<int64_t>{0, 2, 1, 3};
+}
+
+// Absorb the Transposes around one Attention node; true if any went.
+bool absorb_transposes(Node& n, const Uses& u) {
+  std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
+  if (layout.size() != 4) return false;  // inference reports it
+  bool changed = false;
+  for (size_t i = 0; i < 3; ++i) {
+    Value* x = n.input(i);
+    // The Transpose's output must be read by this input alone (not also as another input, not a graph output).
+    if (layout[i] != 0 || !x || !x->producer || !swaps_heads_and_length(*x->producer) || u.sole_reader(x) != &n) continue;
+    n.inputs[i] = x->producer->inputs[0];
+    layout[i] = 1, changed = true;
+  }
+  Value* o = n.outputs.size() == 1 ? n.outputs[0] : nullptr;
+  Node* t = o ? u.sole_reader(o) : nullptr;  // null for a graph output
+  if (layout[3] == 0 && t && swaps_heads_and_length(*t) && t->inputs[0] == o) {
+    // Attention writes the Transpose's output (its name, readers and graph-output status stay); the
+    // Transpose, left without outputs, and the old output go with eliminate_dead_code.
+    n.outputs[0] = t->outputs[0];
+    t->outputs.clear();
+    layout[3] = 1, changed = true;
+  }
+  if (!changed) return false;
+  n.attrs.set("layout", layout);
+  TensorType want{n.outputs[0]->dtype, n.outputs[0]->shape, n.outputs[0]->rank_known};
+  TensorType got = infer_node(n).at(0);
+  if (got.dtype != want.dtype || (got.rank_known && want.rank_known && got.shape != want.shape))
+    fail(ErrorKind::Internal, "attention_layout: node '", n.name, "' infers ", to_string(got.shape), " with layout [",
+         layout[0], ",", layout[1], ",", layout[2], ",", layout[3], "] but the graph has ", to_string(want.shape));
+  return true;
+}
+
+}  // namespace
+
+void attention_layout(Graph& g) {
+  std::optional<Uses> u;
+  bool any = false;
+  for (auto& n : g.nodes()) {
+    if (n->op != "Attention" || !n->domain.empty()) continue;
+    if (!u) u.emplace(g);
+    if (absorb_transposes(*n, *u)) any = true, u.reset();  // readers changed: recount for the next node
+  }
+  if (!any) return;
+  eliminate_dead_code(g);
+  g.toposort();  // recomputes producers: each absorbed output's is its Attention now
 }
 
 }  // namespace tessera

@@ -1,11 +1,20 @@
 // fuse_attention: softmax(Q·Kᵀ·scale + mask)·V, as the exporters decompose
 // it, becomes one Attention node (ops/attention.cc). See fuse_attention.cc
 // for the patterns matched.
+//
+// attention_layout (run after fuse_attention, before autocast and
+// fuse_elementwise): the exporters' head split, Reshape to [B, T, H, D] then
+// Transpose(perm = [0, 2, 1, 3]), and the merge after the op, are absorbed
+// into Attention's layout attribute: a Q, K or V made by such a Transpose that
+// only this Attention reads is read untransposed (its layout entry becomes 1),
+// and an output only such a Transpose reads is written transposed (output
+// entry 1; the Transpose goes). Everything else is left as it is.
 #pragma once
 #include "ir/graph.h"
 
 namespace tessera {
 
 void fuse_attention(Graph& g);
+void attention_layout(Graph& g);
 
 }  // namespace tessera

@@ -51,6 +51,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
   p.push_back({"fuse_rope", fuse_rope});
   p.push_back({"fuse_attention", fuse_attention});
+  p.push_back({"attention_layout", attention_layout});  // absorbs the head Transposes; before autocast would put Casts between them
   p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
   if (s.enable_autocast) {
     // After the pattern fusions (which match fp32 graphs), before fuse_elementwise (which absorbs the casts).

@@ -47,6 +47,22 @@ DECODE_SHAPES = [(1, 12, 12, 1, 256, 64, "float16", 129), (8, 32, 8, 1, 300, 128
                  (2, 8, 2, 2, 1000, 128, "float32", 999)]
 DECODE_PARAMS = [pytest.param(*sh, id="decode_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}".format(*sh))
                  for sh in DECODE_SHAPES]
+# The layout attribute (attention_layout absorbs the head Transposes the
+# models below are given around attention): (B, Hq, Hkv, Tq, Tk, D, dtype,
+# visible keys for query row 0 or None for no mask, layout of Q, K, V, out as
+# 0 = [B, H, T, D], 1 = [B, T, H, D]). Visible 1 with Tq == Tk is causal. Flash
+# (f16, Tq > 8), decode (Tq <= 8, one split and several, f16 and f32) and
+# simple (f32 with Tq > 8, an odd head dim) each with all of Q, K, V, out in
+# layout 1 and mixed.
+LAYOUT_SHAPES = [(1, 8, 2, 100, 100, 128, "float16", 1, (1, 1, 1, 1)), (2, 4, 4, 64, 64, 64, "float16", 1, (1, 0, 1, 0)),
+                 (1, 4, 1, 200, 200, 128, "float16", None, (0, 1, 1, 1)), (1, 2, 2, 17, 40, 64, "float16", 30, (1, 1, 0, 1)),
+                 (1, 12, 12, 1, 256, 64, "float16", 129, (1, 1, 1, 1)), (8, 32, 8, 1, 300, 128, "float16", 300, (1, 0, 0, 1)),
+                 (2, 4, 4, 3, 70, 64, "float16", 40, (0, 1, 1, 0)), (2, 8, 2, 2, 1000, 128, "float32", 999, (1, 1, 1, 1)),
+                 (1, 4, 2, 1, 200, 64, "float32", 77, (0, 0, 0, 1)),
+                 (1, 4, 2, 20, 20, 64, "float32", 1, (1, 1, 1, 1)), (2, 4, 2, 12, 9, 40, "float16", 5, (1, 0, 1, 1)),
+                 (1, 3, 3, 5, 7, 24, "float32", None, (0, 0, 1, 1))]
+LAYOUT_PARAMS = [pytest.param(*sh, id="layout_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}_L{}".format(
+                     *sh[:8], "".join(map(str, sh[8])))) for sh in LAYOUT_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -56,26 +72,37 @@ def _save_inputs(path, feeds):
     np.savez(path, **feeds)
 
 
-def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask):
+def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0)):
     """The exporters' pattern: softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against
     K, V [B, Hkv, Tk, D] repeated to Hq heads (Unsqueeze → Expand → Reshape);
-    fuse_attention turns it into Attention. Returns the model, fresh inputs and
-    a float64 reference from those inputs, cast to `dt`."""
+    fuse_attention turns it into Attention. An entry of `layout` (Q, K, V, out)
+    that is 1 makes that graph input (output) [B, T, H, D], with a
+    Transpose(perm = [0, 2, 1, 3]) to (from) the pattern, which attention_layout
+    absorbs. Returns the model, fresh inputs and a float64 reference from those
+    inputs, cast to `dt`."""
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
     r, dt = Hq // Hkv, np.dtype(dt)
     et = TP.FLOAT16 if dt == np.float16 else TP.FLOAT
     inits = [nh.from_array(np.array([2], np.int64), "ax"), nh.from_array(np.array([B, Hkv, r, Tk, D], np.int64), "to"),
              nh.from_array(np.array([B, Hq, Tk, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), dt), "scale"),
              nh.from_array(mask.astype(dt), "mask")]
-    nodes = []
+    nodes, src = [], {}
+    for x, l in zip("qkv", layout):
+        src[x] = x + "_bhtd" if l else x
+        if l:
+            nodes.append(h.make_node("Transpose", [x], [src[x]], perm=[0, 2, 1, 3]))
     for x in ("k", "v"):
-        nodes += [h.make_node("Unsqueeze", [x, "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
+        nodes += [h.make_node("Unsqueeze", [src[x], "ax"], [x + "u"]), h.make_node("Expand", [x + "u", "to"], [x + "e"]),
                   h.make_node("Reshape", [x + "e", "shape"], [x + "r"])]
-    nodes += [h.make_node("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]), h.make_node("MatMul", ["q", "kt"], ["s"]),
+    nodes += [h.make_node("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]), h.make_node("MatMul", [src["q"], "kt"], ["s"]),
               h.make_node("Mul", ["s", "scale"], ["ss"]), h.make_node("Add", ["ss", "mask"], ["sm"]),
-              h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["out"])]
-    ins = [h.make_tensor_value_info("q", et, [B, Hq, Tq, D])] + [h.make_tensor_value_info(x, et, [B, Hkv, Tk, D]) for x in ("k", "v")]
-    g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", et, [B, Hq, Tq, D])], inits)
+              h.make_node("Softmax", ["sm"], ["p"], axis=-1), h.make_node("MatMul", ["p", "vr"], ["o_bhtd" if layout[3] else "out"])]
+    if layout[3]:
+        nodes.append(h.make_node("Transpose", ["o_bhtd"], ["out"], perm=[0, 2, 1, 3]))
+    stored = lambda l, H, T: [B, T, H, D] if l else [B, H, T, D]
+    ins = [h.make_tensor_value_info("q", et, stored(layout[0], Hq, Tq))] + [
+        h.make_tensor_value_info(x, et, stored(l, Hkv, Tk)) for x, l in (("k", layout[1]), ("v", layout[2]))]
+    g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", et, stored(layout[3], Hq, Tq))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     rng = np.random.default_rng()
     feeds = {"q": rng.standard_normal((B, Hq, Tq, D)).astype(dt),
@@ -86,7 +113,9 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask):
     sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(dt).astype(np.float64)
     p = np.exp(sc - sc.max(-1, keepdims=True))
     ref = (p / p.sum(-1, keepdims=True)) @ v
-    return m, feeds, {"out": ref.astype(dt)}
+    swap = lambda a, l: np.ascontiguousarray(a.transpose(0, 2, 1, 3)) if l else a
+    feeds = {x: swap(feeds[x], l) for x, l in zip("qkv", layout)}
+    return m, feeds, {"out": swap(ref, layout[3]).astype(dt)}
 
 
 def attention_model(B, Hq, Hkv, T, D, causal):
@@ -95,10 +124,11 @@ def attention_model(B, Hq, Hkv, T, D, causal):
     return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask)
 
 
-def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible):
-    """Few query rows against a longer cache; key j is visible to query row i when j < visible + i."""
-    vis = np.arange(Tk)[None, :] < visible + np.arange(Tq)[:, None]
-    model, feeds, ref = attention_case(B, Hq, Hkv, Tq, Tk, D, dtype, np.where(vis, 0, -np.inf))
+def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible, layout=(0, 0, 0, 0)):
+    """Few query rows against a longer cache; key j is visible to query row i when j < visible + i
+    (no mask when visible is None)."""
+    vis = np.arange(Tk)[None, :] < (Tk if visible is None else visible) + np.arange(Tq)[:, None]
+    model, feeds, ref = attention_case(B, Hq, Hkv, Tq, Tk, D, dtype, np.where(vis, 0, -np.inf), layout)
     return model, feeds, ref, (HALF_TOL if np.dtype(dtype) == np.float16 else FP32_MODEL_TOL)
 
 
@@ -122,6 +152,7 @@ def batch(tessera, tmp_path_factory):
         refs[param.id] = (out, to.run_ort(model, feeds), getattr(case, "tol", None))
     cases = [(p, *attention_model(*p.values), HALF_TOL) for p in ATTN_PARAMS]
     cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
+    cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
     for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
@@ -167,6 +198,11 @@ def test_attention_cuda(batch, pid):
 
 @pytest.mark.parametrize("pid", [p.id for p in DECODE_PARAMS])
 def test_decode_attention_cuda(batch, pid):
+    _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in LAYOUT_PARAMS])
+def test_layout_attention_cuda(batch, pid):
     _check(batch, pid)
 
 

@@ -3,6 +3,10 @@
 // in the order the unfused graph computes them (scale, then mask, then a
 // max-subtracted softmax), so a row whose scores are all -inf gives NaN
 // exactly as Softmax does, and a finite "minimum" mask gives its uniform row.
+// Q, K, V and the output are read and written through (batch, head, position)
+// element strides from the layout attribute (0 = [B, H, T, D], 1 = [B, T, H, D];
+// D contiguous in both), so no Transpose is needed around the op.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/loops.h"
@@ -14,6 +18,14 @@ struct Dims {
   int64_t B, Hq, Hkv, Tq, Tk, D, Dv;
 };
 
+// Element strides of a [B, H, T, X] tensor stored in `layout` (X contiguous).
+struct Strides {
+  int64_t b, h, t;
+};
+Strides strides_of(int64_t layout, int64_t H, int64_t T, int64_t X) {
+  return layout ? Strides{T * H * X, X, H * X} : Strides{H * T * X, T * X, X};
+}
+
 // Element strides of the mask read as [B, Hq, Tq, Tk] (0 along broadcast dims).
 std::vector<int64_t> mask_strides(const Shape& m, const Dims& d) {
   Shape full = {d.B, d.Hq, d.Tq, d.Tk};
@@ -24,20 +36,21 @@ std::vector<int64_t> mask_strides(const Shape& m, const Dims& d) {
 
 template <typename T>
 void attention(const T* q, const T* k, const T* v, const T* mask, const std::vector<int64_t>& ms, T* out, const Dims& d,
-               double scale, bool causal) {
+               const Strides (&st)[4], double scale, bool causal) {
+  const Strides &sq = st[0], &sk = st[1], &sv = st[2], &so = st[3];
   std::vector<double> s(size_t(d.Tk)), acc(size_t(d.Dv));
   int64_t group = d.Hq / d.Hkv;
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t h = 0; h < d.Hq; ++h) {
       int64_t hk = h / group;
-      const T* kb = k + (b * d.Hkv + hk) * d.Tk * d.D;
-      const T* vb = v + (b * d.Hkv + hk) * d.Tk * d.Dv;
+      const T* kb = k + b * sk.b + hk * sk.h;
+      const T* vb = v + b * sv.b + hk * sv.h;
       for (int64_t i = 0; i < d.Tq; ++i) {
-        const T* qi = q + ((b * d.Hq + h) * d.Tq + i) * d.D;
+        const T* qi = q + b * sq.b + h * sq.h + i * sq.t;
         double mx = -INFINITY;
         for (int64_t j = 0; j < d.Tk; ++j) {
           double dot = 0;
-          for (int64_t x = 0; x < d.D; ++x) dot += double(qi[x]) * double(kb[j * d.D + x]);
+          for (int64_t x = 0; x < d.D; ++x) dot += double(qi[x]) * double(kb[j * sk.t + x]);
           double sc = dot * scale;
           if (mask) sc += double(mask[b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3]]);
           if (causal && j > i) sc = -INFINITY;
@@ -49,9 +62,9 @@ void attention(const T* q, const T* k, const T* v, const T* mask, const std::vec
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t j = 0; j < d.Tk; ++j) {
           double p = s[size_t(j)] / sum;
-          for (int64_t x = 0; x < d.Dv; ++x) acc[size_t(x)] += p * double(vb[j * d.Dv + x]);
+          for (int64_t x = 0; x < d.Dv; ++x) acc[size_t(x)] += p * double(vb[j * sv.t + x]);
         }
-        T* oi = out + ((b * d.Hq + h) * d.Tq + i) * d.Dv;
+        T* oi = out + b * so.b + h * so.h + i * so.t;
         for (int64_t x = 0; x < d.Dv; ++x) oi[x] = T(acc[size_t(x)]);
       }
     }
@@ -60,20 +73,31 @@ void attention(const T* q, const T* k, const T* v, const T* mask, const std::vec
 void k_attention(KernelContext& c) {
   Tensor q = as_compute(c.input(0)), k = as_compute(c.input(1)), v = as_compute(c.input(2));
   if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) c.error("Q, K, V must be rank 4");
-  Dims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), v.dim(3)};
+  // Inference has checked the attribute; a kernel run on an unchecked node still must not misread memory.
+  std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
+  if (layout.size() != 4 || std::any_of(layout.begin(), layout.end(), [](int64_t l) { return l != 0 && l != 1; }))
+    c.error("layout must be 4 entries of 0 or 1");
+  // Heads at dim 1 and length at dim 2 in layout 0, the other way round in layout 1.
+  auto H = [&](const Tensor& t, size_t i) { return t.dim(layout[i] ? 2 : 1); };
+  auto L = [&](const Tensor& t, size_t i) { return t.dim(layout[i] ? 1 : 2); };
+  Dims d{q.dim(0), H(q, 0), H(k, 1), L(q, 0), L(k, 1), q.dim(3), v.dim(3)};
   if (d.Hkv == 0 || d.Hq % d.Hkv) c.error("query heads ", d.Hq, " are not a multiple of key/value heads ", d.Hkv);
+  if (k.dim(0) != d.B || v.dim(0) != d.B || H(v, 2) != d.Hkv || L(v, 2) != d.Tk || k.dim(3) != d.D)
+    c.error("Q ", to_string(q.shape()), ", K ", to_string(k.shape()), ", V ", to_string(v.shape()), " do not fit together");
+  const Strides st[4] = {strides_of(layout[0], d.Hq, d.Tq, d.D), strides_of(layout[1], d.Hkv, d.Tk, d.D),
+                         strides_of(layout[2], d.Hkv, d.Tk, d.Dv), strides_of(layout[3], d.Hq, d.Tq, d.Dv)};
   // The mask is read in the compute dtype of Q (f32 for f16/bf16).
   Tensor mask = c.has_input(3) ? as_compute(c.input(3)).cast(q.dtype()) : Tensor();
   std::vector<int64_t> ms = c.has_input(3) ? mask_strides(mask.shape(), d) : std::vector<int64_t>(4, 0);
   double scale = c.attrs().get_float("scale", 1.0f);
   bool causal = c.attrs().get_int("causal", 0) != 0;
-  Tensor y = Tensor::empty(q.dtype(), {d.B, d.Hq, d.Tq, d.Dv});
+  Tensor y = Tensor::empty(q.dtype(), layout[3] ? Shape{d.B, d.Tq, d.Hq, d.Dv} : Shape{d.B, d.Hq, d.Tq, d.Dv});
   if (q.dtype() == DType::f32)
     attention(q.data<float>(), k.data<float>(), v.data<float>(), c.has_input(3) ? mask.data<float>() : nullptr, ms,
-              y.data<float>(), d, scale, causal);
+              y.data<float>(), d, st, scale, causal);
   else if (q.dtype() == DType::f64)
     attention(q.data<double>(), k.data<double>(), v.data<double>(), c.has_input(3) ? mask.data<double>() : nullptr, ms,
-              y.data<double>(), d, scale, causal);
+              y.data<double>(), d, st, scale, causal);
   else c.error("dtype ", dtype_name(q.dtype()), " is not supported");
   c.set_output(0, from_compute(y, c.output_type(0).dtype));
 }

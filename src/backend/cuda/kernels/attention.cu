@@ -24,10 +24,18 @@
 // ends with sum 0 and output 0/0 = NaN, as Softmax gives in the unfused graph.
 // Large finite "minimum" masks are added in natural units before exp2 scaling,
 // so they never overflow to -inf (a row masked that way stays uniform).
+//
+// Layouts: Q, K, V and O are each [B, H, T, D] or [B, T, H, D] (the layout
+// attribute); every kernel addresses a row (b, h, t) through that tensor's
+// element strides (Strides below), D contiguous. The 16-byte loads and stores
+// stay aligned in both layouts: every stride is a multiple of D (64 or 128
+// on those paths) and the base pointers are checked to be 16-byte aligned.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backend/cuda/device_util.cuh"
 
@@ -42,11 +50,22 @@ struct MaskView {
   int64_t sb = 0, sh = 0, sq = 0, sk = 0;
 };
 
+// Element strides of one [B, H, T, X] operand along batch, head and position (X is contiguous).
+struct Strides {
+  int64_t b = 0, h = 0, t = 0;
+};
+
 struct Dims {
   int B, Hq, Hkv, Tq, Tk, D, Dv;
   float scale;
   bool causal;
+  Strides q, k, v, o;
 };
+
+// Element offset of row (b, h, t) of an operand.
+__device__ __forceinline__ int64_t row_offset(const Strides& s, int b, int h, int t) {
+  return int64_t(b) * s.b + int64_t(h) * s.h + int64_t(t) * s.t;
+}
 
 // ---------------------------------------------------------------- flash (mma.sync)
 
@@ -113,9 +132,11 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
   }
 }
 
-// Copy rows [r0, r0 + kRows) of a [rows, HD] matrix into shared memory (row stride LD), zero past `rows`.
+// Copy rows [r0, r0 + kRows) of a [rows, HD] matrix whose rows are `ldg` elements apart (HD in
+// [B, H, T, D], H·HD in [B, T, H, D]; a multiple of 8, so every 16-byte chunk stays aligned) into
+// shared memory (row stride LD), zero past `rows`.
 template <typename T, int HD, int LD, int kRows>
-__device__ __forceinline__ void load_tile(T* smem, const T* g, int r0, int rows) {
+__device__ __forceinline__ void load_tile(T* smem, const T* g, int64_t ldg, int r0, int rows) {
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   static_assert(kRows * kChunks % kThreads == 0);
 #pragma unroll
@@ -123,7 +144,7 @@ __device__ __forceinline__ void load_tile(T* smem, const T* g, int r0, int rows)
     const int c = int(threadIdx.x) + i * kThreads;
     const int r = c / kChunks, col = (c % kChunks) * 8;
     bool valid = r0 + r < rows;
-    cp_async16(smem + r * LD + col, g + int64_t(valid ? r0 + r : 0) * HD + col, valid);
+    cp_async16(smem + r * LD + col, g + int64_t(valid ? r0 + r : 0) * ldg + col, valid);
   }
 }
 
@@ -153,9 +174,9 @@ __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int wr0 = q0 + warp * 16;  // this warp's rows; this thread's are wr0 + g and wr0 + g + 8
 
-  const T* qg = q + (int64_t(b) * d.Hq + h) * d.Tq * HD;
-  const T* kg = k + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
-  const T* vg = v + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
+  const T* qg = q + row_offset(d.q, b, h, 0);
+  const T* kg = k + row_offset(d.k, b, hk, 0);
+  const T* vg = v + row_offset(d.v, b, hk, 0);
 
   int n_ktiles = (d.Tk + kBc - 1) / kBc;
   if (d.causal) n_ktiles = min(n_ktiles, (min(q0 + kBr, d.Tq) - 1) / kBc + 1);
@@ -163,13 +184,13 @@ __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q
   // Prologue: group 0 = Q and tile 0, group 1 = tile 1 (possibly empty). Every
   // iteration commits exactly one more group, so at the top of iteration j the
   // newest group is tile j + 1's and wait_group 1 means tile j has landed.
-  load_tile<T, HD, LD, kBr>(qs, qg, q0, d.Tq);
-  load_tile<T, HD, LD, kBc>(ks, kg, 0, d.Tk);
-  load_tile<T, HD, LD, kBc>(vs, vg, 0, d.Tk);
+  load_tile<T, HD, LD, kBr>(qs, qg, d.q.t, q0, d.Tq);
+  load_tile<T, HD, LD, kBc>(ks, kg, d.k.t, 0, d.Tk);
+  load_tile<T, HD, LD, kBc>(vs, vg, d.v.t, 0, d.Tk);
   cp_async_commit();
   if (n_ktiles > 1) {
-    load_tile<T, HD, LD, kBc>(ks + kTile, kg, kBc, d.Tk);
-    load_tile<T, HD, LD, kBc>(vs + kTile, vg, kBc, d.Tk);
+    load_tile<T, HD, LD, kBc>(ks + kTile, kg, d.k.t, kBc, d.Tk);
+    load_tile<T, HD, LD, kBc>(vs + kTile, vg, d.v.t, kBc, d.Tk);
   }
   cp_async_commit();
 
@@ -185,8 +206,8 @@ __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q
     __syncthreads();  // tile j is visible to all, and every warp is done with tile j - 1's stage
     if (j + 2 < n_ktiles) {
       const int st = (j + 2) % kStages;  // == (j - 1) % kStages
-      load_tile<T, HD, LD, kBc>(ks + st * kTile, kg, (j + 2) * kBc, d.Tk);
-      load_tile<T, HD, LD, kBc>(vs + st * kTile, vg, (j + 2) * kBc, d.Tk);
+      load_tile<T, HD, LD, kBc>(ks + st * kTile, kg, d.k.t, (j + 2) * kBc, d.Tk);
+      load_tile<T, HD, LD, kBc>(vs + st * kTile, vg, d.v.t, (j + 2) * kBc, d.Tk);
     }
     cp_async_commit();
     if (j == 0) {
@@ -295,12 +316,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q
   }
   __syncwarp();
   constexpr int kChunks = HD / 8;
-  T* og = o + (int64_t(b) * d.Hq + h) * d.Tq * HD;
+  T* og = o + row_offset(d.o, b, h, 0);
 #pragma unroll
   for (int c = lane; c < 16 * kChunks; c += 32) {
     const int r = c / kChunks, col = (c % kChunks) * 8;
     if (wr0 + r < d.Tq)
-      *reinterpret_cast<uint4*>(og + int64_t(wr0 + r) * HD + col) = *reinterpret_cast<const uint4*>(os + r * LD + col);
+      *reinterpret_cast<uint4*>(og + int64_t(wr0 + r) * d.o.t + col) = *reinterpret_cast<const uint4*>(os + r * LD + col);
   }
 }
 
@@ -355,15 +376,15 @@ __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ 
   __shared__ float qs[HD], ps[kDecThreads], red[kDecThreads / 32], acc_s[kKeyGroups][HD];
   const int row = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
   const int i = row % d.Tq, h = (row / d.Tq) % d.Hq, b = row / (d.Tq * d.Hq), hk = h / (d.Hq / d.Hkv);
-  const T* kb = k + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
-  const T* vb = v + (int64_t(b) * d.Hkv + hk) * d.Tk * HD;
-  for (int x = tid; x < HD; x += kDecThreads) qs[x] = float(load(q + int64_t(row) * HD, x));
+  const T* kb = k + row_offset(d.k, b, hk, 0);
+  const T* vb = v + row_offset(d.v, b, hk, 0);
+  for (int x = tid; x < HD; x += kDecThreads) qs[x] = float(load(q + row_offset(d.q, b, h, i), x));
   __syncthreads();
   const int j0 = split * kDecThreads, j = j0 + tid;
   float sc = -INFINITY;
   if (j < d.Tk && (!d.causal || j <= i)) {
     float mv = mask.ptr ? static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk] : 0.0f;
-    if (mv != -INFINITY) sc = dot_row(qs, kb + int64_t(j) * HD, HD) * d.scale + mv;
+    if (mv != -INFINITY) sc = dot_row(qs, kb + int64_t(j) * d.k.t, HD) * d.scale + mv;
   }
   const float m = block_reduce(sc, red, [](float a, float c) { return fmaxf(a, c); });
   const float p = sc == -INFINITY ? 0.0f : expf(sc - m);
@@ -375,7 +396,7 @@ __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ 
   for (int jj = kg; jj < n_keys; jj += kKeyGroups) {
     const float pj = ps[jj];
     if (pj == 0.0f) continue;
-    uint4 raw = __ldg(reinterpret_cast<const uint4*>(vb + int64_t(j0 + jj) * HD + chunk * kV));
+    uint4 raw = __ldg(reinterpret_cast<const uint4*>(vb + int64_t(j0 + jj) * d.v.t + chunk * kV));
     const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
     for (int x = 0; x < kV; ++x) acc[x] += pj * float(load(e, x));
@@ -388,7 +409,7 @@ __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ 
 #pragma unroll
     for (int g = 0; g < kKeyGroups; ++g) sum += acc_s[g][dim];
     if (gridDim.y == 1) {
-      store(o, int64_t(row) * HD + dim, sum / l);  // l = 0 (every key masked): 0/0 = NaN, as Softmax gives
+      store(o, row_offset(d.o, b, h, i) + dim, sum / l);  // l = 0 (every key masked): 0/0 = NaN, as Softmax gives
     } else {
       float* pp = part + (int64_t(row) * gridDim.y + split) * (HD + 2);
       if (dim == 0) pp[0] = m, pp[1] = l;
@@ -397,10 +418,12 @@ __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ 
   }
 }
 
-// O from the splits' (max, sum, P·V) partials, merged in split order.
+// O from the splits' (max, sum, P·V) partials, merged in split order. Partials are indexed by
+// decode_fwd's row = (b·Hq + h)·Tq + i; O is written through d.o.
 template <typename T, int HD>
-__global__ void decode_combine(const float* __restrict__ part, int splits, T* __restrict__ o) {
+__global__ void decode_combine(const float* __restrict__ part, int splits, T* __restrict__ o, Dims d) {
   const int row = blockIdx.x, dim = threadIdx.x;
+  const int i = row % d.Tq, h = (row / d.Tq) % d.Hq, b = row / (d.Tq * d.Hq);
   const float* pr = part + int64_t(row) * splits * (HD + 2);
   float m = -INFINITY;
   for (int s = 0; s < splits; ++s) m = fmaxf(m, pr[s * (HD + 2)]);
@@ -413,7 +436,7 @@ __global__ void decode_combine(const float* __restrict__ part, int splits, T* __
       l += ps[1] * w;
       acc += ps[2 + dim] * w;
     }
-  store(o, int64_t(row) * HD + dim, acc / l);
+  store(o, row_offset(d.o, b, h, i) + dim, acc / l);
 }
 
 // ---------------------------------------------------------------- simple (any dtype)
@@ -433,16 +456,17 @@ __global__ void simple_fwd(const T* __restrict__ q, const T* __restrict__ k, con
        row += int64_t(gridDim.x) * (blockDim.x / 32)) {
     const int i = int(row % d.Tq), h = int((row / d.Tq) % d.Hq), b = int(row / (int64_t(d.Tq) * d.Hq));
     const int hk = h / (d.Hq / d.Hkv);
-    const T* qr = q + row * d.D;
-    const T* kb = k + (int64_t(b) * d.Hkv + hk) * d.Tk * d.D;
-    const T* vb = v + (int64_t(b) * d.Hkv + hk) * d.Tk * d.Dv;
+    const T* qr = q + row_offset(d.q, b, h, i);
+    const T* kb = k + row_offset(d.k, b, hk, 0);
+    const T* vb = v + row_offset(d.v, b, hk, 0);
+    T* orow = o + row_offset(d.o, b, h, i);
     C acc[kMaxPerLane];
     for (int x = 0; x < kMaxPerLane; ++x) acc[x] = C(0);
     C m = C(-INFINITY), l = C(0);
     const int n_keys = d.causal ? min(d.Tk, i + 1) : d.Tk;
     for (int j = 0; j < n_keys; ++j) {
       C dot = 0;
-      for (int x = lane; x < d.D; x += 32) dot += load(qr, x) * load(kb, int64_t(j) * d.D + x);
+      for (int x = lane; x < d.D; x += 32) dot += load(qr, x) * load(kb, int64_t(j) * d.k.t + x);
       for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
       C sc = dot * C(d.scale);
       if (mask.ptr) sc += static_cast<const C*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk];
@@ -453,13 +477,13 @@ __global__ void simple_fwd(const T* __restrict__ q, const T* __restrict__ k, con
       l = l * alpha + p;
       for (int x = 0; x < kMaxPerLane; ++x) {
         int col = lane + 32 * x;
-        if (col < d.Dv) acc[x] = acc[x] * alpha + p * load(vb, int64_t(j) * d.Dv + col);
+        if (col < d.Dv) acc[x] = acc[x] * alpha + p * load(vb, int64_t(j) * d.v.t + col);
       }
     }
     // Tk == 0 (no keys): the unfused MatMul over an empty dim gives 0.
     for (int x = 0; x < kMaxPerLane; ++x) {
       int col = lane + 32 * x;
-      if (col < d.Dv) store(o, row * d.Dv + col, d.Tk == 0 ? C(0) : acc[x] / l);
+      if (col < d.Dv) store(orow, col, d.Tk == 0 ? C(0) : acc[x] / l);
     }
   }
 }
@@ -551,7 +575,7 @@ void launch_decode(KernelContext& c, const Dims& d, const MaskView& mv) {
       static_cast<const T*>(c.input(2).raw()), mv, out, part, d);
   check_launch(c);
   if (splits == 1) return;
-  decode_combine<T, HD><<<unsigned(rows), HD, 0, c.stream()>>>(part, splits, out);
+  decode_combine<T, HD><<<unsigned(rows), HD, 0, c.stream()>>>(part, splits, out, d);
   check_launch(c);
 }
 
@@ -560,12 +584,26 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 
 void k_attention(KernelContext& c) {
   const Tensor &q = c.input(0), &k = c.input(1), &v = c.input(2);
   Tensor& out = c.output(0);
-  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) c.error("Q, K, V must be rank 4");
-  Dims d{int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(q.dim(2)), int(k.dim(2)), int(q.dim(3)), int(v.dim(3)),
-         c.attrs().get_float("scale", 1.0f), c.attrs().get_int("causal", 0) != 0};
+  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4 || out.rank() != 4) c.error("Q, K, V and the output must be rank 4");
+  const std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
+  if (layout.size() != 4 || std::any_of(layout.begin(), layout.end(), [](int64_t l) { return l != 0 && l != 1; }))
+    c.error("layout must be 4 entries of 0 or 1");
+  // Heads at dim 1 and length at dim 2 in layout 0 ([B, H, T, D]), the other way round in layout 1 ([B, T, H, D]).
+  auto H = [&](const Tensor& t, size_t i) { return int(t.dim(layout[i] ? 2 : 1)); };
+  auto L = [&](const Tensor& t, size_t i) { return int(t.dim(layout[i] ? 1 : 2)); };
+  auto strides = [&](const Tensor& t, size_t i) {
+    const int64_t h = t.dim(layout[i] ? 2 : 1), n = t.dim(layout[i] ? 1 : 2), x = t.dim(3);
+    return layout[i] ? Strides{n * h * x, x, h * x} : Strides{h * n * x, n * x, x};
+  };
+  Dims d{int(q.dim(0)), H(q, 0), H(k, 1), L(q, 0), L(k, 1), int(q.dim(3)), int(v.dim(3)),
+         c.attrs().get_float("scale", 1.0f), c.attrs().get_int("causal", 0) != 0,
+         strides(q, 0), strides(k, 1), strides(v, 2), strides(out, 3)};
   if (d.Hkv == 0 || d.Hq % d.Hkv) c.error("query heads ", d.Hq, " are not a multiple of key/value heads ", d.Hkv);
-  if (k.dim(0) != d.B || v.dim(0) != d.B || v.dim(1) != d.Hkv || v.dim(2) != d.Tk || k.dim(3) != d.D)
+  if (k.dim(0) != d.B || v.dim(0) != d.B || H(v, 2) != d.Hkv || L(v, 2) != d.Tk || k.dim(3) != d.D)
     c.error("Q ", to_string(q.shape()), ", K ", to_string(k.shape()), ", V ", to_string(v.shape()), " do not fit together");
+  if (out.dim(0) != d.B || H(out, 3) != d.Hq || L(out, 3) != d.Tq || out.dim(3) != d.Dv)
+    c.error("output ", to_string(out.shape()), " does not fit Q ", to_string(q.shape()), " and V ", to_string(v.shape()),
+            " in layout ", layout[3]);
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || out.dtype() != q.dtype()) c.error("Q, K, V and the output must share a dtype");
   if (out.numel() == 0) return;
   visit_device_dtype(q.dtype(), [&]<typename T>() {
