@@ -360,14 +360,55 @@ bool swaps_heads_and_length(const Node& n) {
          n.attrs.get_ints("perm") == std::vector<int64_t>{0, 2, 1, 3};
 }
 
+// The tables' shape for X in [B, T, H, D] instead of [B, H, T, D]: right-aligned
+// to rank 4, heads broadcast (dim 1 is 1), then [t0, t2, 1, t3]. Empty when
+// the table is not static or does not broadcast over heads.
+Shape table_for_seq_major(const Value* t) {
+  if (!t || !t->rank_known || t->shape.size() > 4) return {};
+  Shape a(4 - t->shape.size(), 1);
+  a.insert(a.end(), t->shape.begin(), t->shape.end());
+  for (int64_t d : a)
+    if (d < 0) return {};
+  if (a[1] != 1) return {};
+  return {a[0], a[2], 1, a[3]};
+}
+
+// Q or K as Rope(Transpose(perm [0, 2, 1, 3]) of X [B, T, H, D], cos, sin), the
+// Transpose and the Rope read only there (Llama's rotary embedding between the
+// head split and attention): the Rope then runs on X itself with its tables
+// viewed as [.., T, 1, D], and Attention reads its output in layout 1. True if rewritten.
+bool rope_on_seq_major(Graph& g, Node& n, size_t i, const Uses& u) {
+  Value* r = n.input(i);
+  Node* rope = r ? r->producer : nullptr;
+  if (!rope || rope->op != "Rope" || !rope->domain.empty() || u.sole_reader(r) != &n || rope->inputs.size() != 3) return false;
+  Value* tx = rope->inputs[0];
+  if (!tx || !tx->producer || !swaps_heads_and_length(*tx->producer) || u.sole_reader(tx) != rope) return false;
+  Shape cs = table_for_seq_major(rope->inputs[1]), sn = table_for_seq_major(rope->inputs[2]);
+  Value* x = tx->producer->inputs[0];
+  if (cs.empty() || sn.empty() || !x->rank_known || x->shape.size() != 4) return false;
+  auto view = [&](Value* t, const Shape& shape) {
+    Value* out = g.add_value(g.unique_name(t->name + ".seq_major"), t->dtype, shape);
+    g.add_node("Reshape", rope->name + "/" + t->name + ".seq_major", {t, g.add_constant(out->name + ".shape", Tensor::vector_i64(shape))},
+               {out});
+    return out;
+  };
+  rope->inputs = {x, view(rope->inputs[1], cs), view(rope->inputs[2], sn)};
+  r->shape = x->shape;
+  return true;
+}
+
 // Absorb the Transposes around one Attention node; true if any went.
-bool absorb_transposes(Node& n, const Uses& u) {
+bool absorb_transposes(Graph& g, Node& n, const Uses& u) {
   std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
   if (layout.size() != 4) return false;  // inference reports it
   bool changed = false;
   for (size_t i = 0; i < 3; ++i) {
     Value* x = n.input(i);
     // The Transpose's output must be read by this input alone (not also as another input, not a graph output).
+    if (layout[i] == 0 && i < 2 && rope_on_seq_major(g, n, i, u)) {
+      layout[i] = 1, changed = true;
+      continue;
+    }
     if (layout[i] != 0 || !x || !x->producer || !swaps_heads_and_length(*x->producer) || u.sole_reader(x) != &n) continue;
     n.inputs[i] = x->producer->inputs[0];
     layout[i] = 1, changed = true;
@@ -396,14 +437,16 @@ bool absorb_transposes(Node& n, const Uses& u) {
 void attention_layout(Graph& g) {
   std::optional<Uses> u;
   bool any = false;
-  for (auto& n : g.nodes()) {
-    if (n->op != "Attention" || !n->domain.empty()) continue;
+  std::vector<Node*> attention;  // collected first: looking through a Rope adds Reshape nodes
+  for (auto& n : g.nodes())
+    if (n->op == "Attention" && n->domain.empty()) attention.push_back(n.get());
+  for (Node* n : attention) {
     if (!u) u.emplace(g);
-    if (absorb_transposes(*n, *u)) any = true, u.reset();  // readers changed: recount for the next node
+    if (absorb_transposes(g, *n, *u)) any = true, u.reset();  // readers changed: recount for the next node
   }
   if (!any) return;
+  g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
   eliminate_dead_code(g);
-  g.toposort();  // recomputes producers: each absorbed output's is its Attention now
 }
 
 }  // namespace tessera

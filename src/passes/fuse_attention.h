@@ -8,7 +8,10 @@
 // into Attention's layout attribute: a Q, K or V made by such a Transpose that
 // only this Attention reads is read untransposed (its layout entry becomes 1),
 // and an output only such a Transpose reads is written transposed (output
-// entry 1; the Transpose goes). Everything else is left as it is.
+// entry 1; the Transpose goes). A Q or K that is Rope(such a Transpose) is
+// read the same way: the Rope runs on the untransposed [B, T, H, D] with its
+// cos/sin tables viewed as [.., T, 1, D] (static tables that broadcast over
+// heads only). Everything else is left as it is.
 #pragma once
 #include "ir/graph.h"
 

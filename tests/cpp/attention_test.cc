@@ -484,3 +484,55 @@ TEST(AttentionLayout, PassLeavesATransposeReadAsTwoInputsAlone) {
   EXPECT_EQ(count(g, "Transpose"), 1);
   EXPECT_FALSE(find(g, "Attention")->attrs.has("layout"));
 }
+
+// Llama: Q and K are Rope(Transpose(x [B, T, H, D]), cos [T, D], sin [T, D]) before
+// Attention. attention_layout runs the Ropes on x itself (tables viewed as
+// [T, 1, D]) and reads them in layout 1: no Transpose left, same result.
+TEST(AttentionLayout, PassLooksThroughRopeOnQAndK) {
+  std::mt19937 rng(8);
+  auto build = [](Graph& g) {
+    auto perm = [] {
+      Attributes a;
+      a.set("perm", std::vector<int64_t>{0, 2, 1, 3});
+      return a;
+    };
+    Value* cs = g.add_value("cos", DType::f32, {XT, XD});
+    Value* sn = g.add_value("sin", DType::f32, {XT, XD});
+    std::vector<Value*> heads;
+    for (const char* name : {"xq", "xk", "xv"}) {
+      Value* x = g.add_value(name, DType::f32, {1, XT, XH, XD});
+      g.inputs.push_back(x);
+      Value* t = g.add_value(std::string(name) + ".t", DType::f32, {});
+      g.add_node("Transpose", t->name, {x}, {t}, perm());
+      heads.push_back(t);
+    }
+    g.inputs.push_back(cs);
+    g.inputs.push_back(sn);
+    for (int i = 0; i < 2; ++i) {
+      Value* r = g.add_value(heads[size_t(i)]->name + ".rope", DType::f32, {});
+      g.add_node("Rope", r->name, {heads[size_t(i)], cs, sn}, {r});
+      heads[size_t(i)] = r;
+    }
+    Value* att = g.add_value("att", DType::f32, {});
+    g.add_node("Attention", "attn", {heads[0], heads[1], heads[2]}, {att}, attention_attrs(0.35f, true));
+    Value* out = g.add_value("out", DType::f32, {});
+    g.add_node("Transpose", "merge", {att}, {out}, perm());
+    g.outputs = {out};
+    infer_shapes(g);
+  };
+  Graph plain, g;
+  build(plain);
+  build(g);
+  attention_layout(g);
+  infer_shapes(g);
+  EXPECT_EQ(count(g, "Transpose"), 0);
+  EXPECT_EQ(count(g, "Rope"), 2);
+  const Node* a = find(g, "Attention");
+  EXPECT_EQ(a->attrs.get_ints("layout"), (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_EQ(a->inputs[0]->shape, (Shape{1, XT, XH, XD}));
+  std::map<std::string, Tensor> in = {{"xq", random({1, XT, XH, XD}, rng)}, {"xk", random({1, XT, XH, XD}, rng)},
+                                      {"xv", random({1, XT, XH, XD}, rng)}, {"cos", random({XT, XD}, rng)},
+                                      {"sin", random({XT, XD}, rng)}};
+  expect_bitwise_equal(cpu::Executor(g).run(in).begin()->second, cpu::Executor(plain).run(in).begin()->second,
+                       "Rope on [B, T, H, D] with [T, 1, D] tables");
+}
