@@ -1,0 +1,18 @@
+// merge_matmuls: sibling MatMuls that read one activation A [.., K] with
+// constant 2-D weights [K, N_i] of A's float dtype become one MatMul on the
+// weights concatenated along N, then a Split of its output along the last
+// axis into the old outputs: Llama's q/k/v projections run as one GEMM. Only
+// when every N_i is a multiple of 8 and the sum is at most kMergeMaxN (the
+// wide MLP projections are efficient alone, and their Split would copy more
+// than the launch saves). Runs after fuse_attention and before
+// fuse_gemm_epilogue; a weight that also feeds another node is left alone.
+#pragma once
+#include "ir/graph.h"
+
+namespace tessera {
+
+constexpr int64_t kMergeMaxN = 8192;
+
+void merge_matmuls(Graph& g);
+
+}  // namespace tessera
