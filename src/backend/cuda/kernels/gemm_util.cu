@@ -22,6 +22,29 @@ __global__ void epilogue_kernel(T* out, int64_t total, int64_t n, compute_t<T> s
   }
 }
 
+// The same per element, 16 bytes a thread (n a multiple of the vector width,
+// pointers aligned): one column index per chunk instead of a 64-bit modulo
+// per element. On an H200 the scalar kernel took ~0.2 ms for GELU over
+// [2048, 16384] bf16, at ~1/6 of copy bandwidth.
+template <typename T>
+__global__ void epilogue_vec_kernel(T* out, int64_t total, int64_t n, compute_t<T> scale, const T* bias, GemmAct act) {
+  using C = compute_t<T>;
+  constexpr int V = 16 / int(sizeof(T));
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < total / V; c += int64_t(gridDim.x) * blockDim.x) {
+    uint4 raw = reinterpret_cast<const uint4*>(out)[c], braw{};
+    if (bias) braw = __ldg(reinterpret_cast<const uint4*>(bias + (c * V) % n));
+    T* e = reinterpret_cast<T*>(&raw);
+    const T* be = reinterpret_cast<const T*>(&braw);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      C x = scale * load(e, k);
+      if (bias) x += load(be, k);
+      store(e, k, gemm_activate<C>(x, act));
+    }
+    reinterpret_cast<uint4*>(out)[c] = raw;
+  }
+}
+
 template <typename T>
 __global__ void integer_gemm_kernel(int64_t count, int64_t m, int64_t n, int64_t k, bool ta, bool tb, const T* a,
                                     IndexMap amap, const T* b, IndexMap bmap, T alpha, T beta, T* out) {
@@ -60,6 +83,14 @@ cudaError_t gemm_epilogue(void* out, DType dtype, int64_t total, int64_t n, doub
   if (total == 0) return cudaSuccess;
   visit_device_dtype(dtype, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      constexpr int64_t V = 16 / int64_t(sizeof(T));
+      bool vec = sizeof(T) <= 4 && n % V == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
+                 (!bias || reinterpret_cast<uintptr_t>(bias) % 16 == 0);
+      if (vec) {
+        epilogue_vec_kernel<T><<<blocks_for(total / V), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
+                                                                     static_cast<const T*>(bias), act);
+        return;
+      }
       epilogue_kernel<T><<<blocks_for(total), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
                                                            static_cast<const T*>(bias), act);
     } else {
