@@ -2,6 +2,7 @@
 // refuses to fuse), and that the fused graph computes what the unfused one did.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 
 #include "backend/cpu/kernel_registry.h"
@@ -61,6 +62,13 @@ double rel_l2(const Tensor& a, const Tensor& b) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
+// `fused` computes what `plain` does on `feeds` (first output, rel. L2 <= 1e-6).
+void expect_same_result(const Graph& fused, const Graph& plain, const std::map<std::string, Tensor>& feeds) {
+  Tensor want = run_graph(plain, feeds)[0], got = run_graph(fused, feeds)[0];
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_LE(rel_l2(got, want), 1e-6);
+}
+
 TEST(FuseGemmEpilogue, FusesMatMulAddRelu) {
   std::mt19937 rng(1);
   Mlp m({4, 8}, 6, rng);
@@ -112,63 +120,62 @@ TEST(FuseGemmEpilogue, FusedResultEqualsUnfused) {
   }
 }
 
-// torch.onnx's erf GELU: Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5.
-TEST(FuseGemmEpilogue, FusesErfGeluChain) {
-  std::mt19937 rng(5);
+// x [3, 8] → MatMul(W [8, 4]) → the activation chain `chain` builds on its
+// output: fuse_gemm_epilogue makes it one FusedMatMul with activation `act`
+// and the same result.
+using Scalar = std::function<Value*(const char*, float)>;
+using Val = std::function<Value*(const char*)>;
+void expect_chain_fuses(uint32_t seed, const std::string& act,
+                        const std::function<Value*(Graph&, Value*, const Scalar&, const Val&)>& chain) {
+  std::mt19937 rng(seed);
   Graph g;
   Value* x = g.add_value("x", DType::f32, {3, 8});
   g.inputs.push_back(x);
   Value* w = g.add_constant("w", random_f32({8, 4}, rng));
-  auto scalar = [&](const char* name, float v) { return g.add_constant(name, Tensor::from<float>(DType::f32, {}, {v})); };
-  auto val = [&](const char* name) { return g.add_value(name, DType::f32, {}); };
-  Value *y = val("y"), *d = val("d"), *e = val("e"), *p = val("p"), *q = val("q"), *out = val("out");
+  Scalar scalar = [&](const char* name, float v) { return g.add_constant(name, Tensor::from<float>(DType::f32, {}, {v})); };
+  Val val = [&](const char* name) { return g.add_value(name, DType::f32, {}); };
+  Value* y = val("y");
   g.add_node("MatMul", "mm", {x, w}, {y});
-  g.add_node("Div", "div", {y, scalar("sqrt2", 1.4142135f)}, {d});
-  g.add_node("Erf", "erf", {d}, {e});
-  g.add_node("Add", "add1", {e, scalar("one", 1.0f)}, {p});
-  g.add_node("Mul", "mulx", {y, p}, {q});
-  g.add_node("Mul", "half", {q, scalar("half", 0.5f)}, {out});
-  g.outputs.push_back(out);
+  g.outputs.push_back(chain(g, y, scalar, val));
   infer_shapes(g);
   std::map<std::string, Tensor> feeds = {{"x", random_f32({3, 8}, rng)}};
   Tensor want = run_graph(g, feeds)[0];
   fuse_gemm_epilogue(g);
   verify(g, "fuse_gemm_epilogue");
   ASSERT_EQ(g.nodes().size(), 1u);
-  EXPECT_EQ(g.nodes()[0]->attrs.get_string("activation", "?"), "gelu");
+  EXPECT_EQ(g.nodes()[0]->attrs.get_string("activation", "?"), act);
   EXPECT_LE(rel_l2(run_graph(g, feeds)[0], want), 1e-6);
+}
+
+// torch.onnx's erf GELU: Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5.
+TEST(FuseGemmEpilogue, FusesErfGeluChain) {
+  expect_chain_fuses(5, "gelu", [](Graph& g, Value* y, const Scalar& scalar, const Val& val) {
+    Value *d = val("d"), *e = val("e"), *p = val("p"), *q = val("q"), *out = val("out");
+    g.add_node("Div", "div", {y, scalar("sqrt2", 1.4142135f)}, {d});
+    g.add_node("Erf", "erf", {d}, {e});
+    g.add_node("Add", "add1", {e, scalar("one", 1.0f)}, {p});
+    g.add_node("Mul", "mulx", {y, p}, {q});
+    g.add_node("Mul", "half", {q, scalar("half", 0.5f)}, {out});
+    return out;
+  });
 }
 
 // GPT-2's tanh GELU as exporters write it, after a MatMul:
 // Mul(y, 0.5) · (1 + Tanh(0.79788 · (y + 0.044715 · y^3))).
 TEST(FuseGemmEpilogue, FusesTanhGeluChain) {
-  std::mt19937 rng(15);
-  Graph g;
-  Value* x = g.add_value("x", DType::f32, {3, 8});
-  g.inputs.push_back(x);
-  Value* w = g.add_constant("w", random_f32({8, 4}, rng));
-  auto scalar = [&](const char* name, float v) { return g.add_constant(name, Tensor::from<float>(DType::f32, {}, {v})); };
-  auto val = [&](const char* name) { return g.add_value(name, DType::f32, {}); };
-  Value *y = val("y"), *h = val("h"), *p3 = val("p3"), *c = val("c"), *s = val("s"), *sc = val("sc"), *t = val("t"),
-        *t1 = val("t1"), *out = val("out");
-  g.add_node("MatMul", "mm", {x, w}, {y});
-  g.add_node("Mul", "half", {y, scalar("half", 0.5f)}, {h});
-  g.add_node("Pow", "pow", {y, scalar("three", 3.0f)}, {p3});
-  g.add_node("Mul", "cube", {p3, scalar("k", 0.044715f)}, {c});
-  g.add_node("Add", "sum", {y, c}, {s});
-  g.add_node("Mul", "scale", {s, scalar("sqrt2pi", 0.7978845608f)}, {sc});
-  g.add_node("Tanh", "tanh", {sc}, {t});
-  g.add_node("Add", "plus1", {t, scalar("one", 1.0f)}, {t1});
-  g.add_node("Mul", "last", {h, t1}, {out});
-  g.outputs.push_back(out);
-  infer_shapes(g);
-  std::map<std::string, Tensor> feeds = {{"x", random_f32({3, 8}, rng)}};
-  Tensor want = run_graph(g, feeds)[0];
-  fuse_gemm_epilogue(g);
-  verify(g, "fuse_gemm_epilogue");
-  ASSERT_EQ(g.nodes().size(), 1u);
-  EXPECT_EQ(g.nodes()[0]->attrs.get_string("activation", "?"), "gelu_tanh");
-  EXPECT_LE(rel_l2(run_graph(g, feeds)[0], want), 1e-6);
+  expect_chain_fuses(15, "gelu_tanh", [](Graph& g, Value* y, const Scalar& scalar, const Val& val) {
+    Value *h = val("h"), *p3 = val("p3"), *c = val("c"), *s = val("s"), *sc = val("sc"), *t = val("t"), *t1 = val("t1"),
+          *out = val("out");
+    g.add_node("Mul", "half", {y, scalar("half", 0.5f)}, {h});
+    g.add_node("Pow", "pow", {y, scalar("three", 3.0f)}, {p3});
+    g.add_node("Mul", "cube", {p3, scalar("k", 0.044715f)}, {c});
+    g.add_node("Add", "sum", {y, c}, {s});
+    g.add_node("Mul", "scale", {s, scalar("sqrt2pi", 0.7978845608f)}, {sc});
+    g.add_node("Tanh", "tanh", {sc}, {t});
+    g.add_node("Add", "plus1", {t, scalar("one", 1.0f)}, {t1});
+    g.add_node("Mul", "last", {h, t1}, {out});
+    return out;
+  });
 }
 
 // dynamo's linear on 3-D input: Reshape(X -> [M, K]) → Gemm(transB = 1) →
@@ -219,9 +226,7 @@ TEST(FuseGemmEpilogue, GemmBetweenReshapesReadsTheLeadingDimsAndTakesTheResidual
       EXPECT_EQ(fused.count("Reshape"), x_shape.size() == 3 ? 0u : 1u);
       EXPECT_EQ(fused.count("Add"), relu ? 1u : 0u);  // a residual joins only without an activation
       std::map<std::string, Tensor> feeds = {{"x", random_f32(x_shape, rng)}, {"res", random_f32({2, 3, 16}, rng)}};
-      Tensor want = run_graph(plain.g, feeds)[0], got = run_graph(fused.g, feeds)[0];
-      ASSERT_EQ(got.shape(), want.shape());
-      EXPECT_LE(rel_l2(got, want), 1e-6);
+      expect_same_result(fused.g, plain.g, feeds);
     }
 }
 
@@ -495,9 +500,7 @@ TEST(FuseGemmResidual, ResidualJoinsTheGemmAndGivesTheSameResult) {
     Shape r_shape = x_shape;
     r_shape.back() = 16;
     std::map<std::string, Tensor> feeds = {{"x", random_f32(x_shape, rng)}, {"res", random_f32(r_shape, rng)}};
-    Tensor want = run_graph(plain.g, feeds)[0], got = run_graph(fused.g, feeds)[0];
-    ASSERT_EQ(got.shape(), want.shape());
-    EXPECT_LE(rel_l2(got, want), 1e-6);
+    expect_same_result(fused.g, plain.g, feeds);
   }
 }
 

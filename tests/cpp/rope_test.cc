@@ -83,18 +83,24 @@ struct Chain {
   }
 };
 
+// fuse_rope turned `fused` (a copy of `plain`, x [2, 3, 5, 8], tables [2, 1, 5, 8])
+// into one Rope(x, cos, sin) that computes what `plain` does.
+void expect_one_rope_like(const Tables& fused, const Tables& plain, uint32_t seed) {
+  ASSERT_EQ(fused.g.nodes().size(), 1u);
+  const Node& n = *fused.g.nodes()[0];
+  EXPECT_EQ(n.op, "Rope");
+  EXPECT_EQ(n.inputs, (std::vector<Value*>{fused.x, fused.cos, fused.sin}));
+  EXPECT_EQ(n.outputs[0], fused.g.outputs[0]);
+  std::mt19937 rng(seed);
+  const Shape xs{2, 3, 5, 8}, ts{2, 1, 5, 8};
+  std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
+  EXPECT_LE(max_abs_diff(run_graph(fused.g, feeds)[0], run_graph(plain.g, feeds)[0]), 1e-6);
+}
+
 TEST(FuseRope, TheExportersChainBecomesOneRopeWithTheSameResult) {
   Chain plain, fused;
   fuse_rope(fused.t.g);
-  ASSERT_EQ(fused.t.g.nodes().size(), 1u);
-  const Node& n = *fused.t.g.nodes()[0];
-  EXPECT_EQ(n.op, "Rope");
-  EXPECT_EQ(n.inputs, (std::vector<Value*>{fused.t.x, fused.t.cos, fused.t.sin}));
-  EXPECT_EQ(n.outputs[0], fused.t.g.outputs[0]);
-  std::mt19937 rng(5);
-  const Shape xs{2, 3, 5, 8}, ts{2, 1, 5, 8};
-  std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
-  EXPECT_LE(max_abs_diff(run_graph(fused.t.g, feeds)[0], run_graph(plain.t.g, feeds)[0]), 1e-6);
+  expect_one_rope_like(fused.t, plain.t, 5);
 }
 
 TEST(FuseRope, LeavesChainsThatAreNotRotateHalf) {
@@ -134,15 +140,7 @@ TEST(FuseRope, TheDynamoSplitChainBecomesOneRopeWithTheSameResult) {
   for (std::vector<int64_t> split : {std::vector<int64_t>{}, std::vector<int64_t>{4, 4}}) {
     SplitChain plain(split), fused(split);
     fuse_rope(fused.t.g);
-    ASSERT_EQ(fused.t.g.nodes().size(), 1u);
-    const Node& n = *fused.t.g.nodes()[0];
-    EXPECT_EQ(n.op, "Rope");
-    EXPECT_EQ(n.inputs, (std::vector<Value*>{fused.t.x, fused.t.cos, fused.t.sin}));
-    EXPECT_EQ(n.outputs[0], fused.t.g.outputs[0]);
-    std::mt19937 rng(6);
-    const Shape xs{2, 3, 5, 8}, ts{2, 1, 5, 8};
-    std::map<std::string, Tensor> feeds = {{"x", random_f32(xs, rng)}, {"cos", random_f32(ts, rng)}, {"sin", random_f32(ts, rng)}};
-    EXPECT_LE(max_abs_diff(run_graph(fused.t.g, feeds)[0], run_graph(plain.t.g, feeds)[0]), 1e-6);
+    expect_one_rope_like(fused.t, plain.t, 6);
   }
 }
 
