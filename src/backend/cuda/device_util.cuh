@@ -79,6 +79,9 @@ inline unsigned blocks_for(int64_t n, int threads = 256) {
   return unsigned(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
 }
 
+// Whether `p` (null counts) is 16-byte aligned, as the vectorised (uint4) paths need.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 // After a launch: turn a launch error into a tessera error naming the node.
 void check_launch(const KernelContext& ctx);
 

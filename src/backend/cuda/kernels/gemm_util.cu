@@ -84,8 +84,7 @@ cudaError_t gemm_epilogue(void* out, DType dtype, int64_t total, int64_t n, doub
   visit_device_dtype(dtype, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
       constexpr int64_t V = 16 / int64_t(sizeof(T));
-      bool vec = sizeof(T) <= 4 && n % V == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
-                 (!bias || reinterpret_cast<uintptr_t>(bias) % 16 == 0);
+      bool vec = sizeof(T) <= 4 && n % V == 0 && aligned16(out) && aligned16(bias);
       if (vec) {
         epilogue_vec_kernel<T><<<blocks_for(total / V), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
                                                                      static_cast<const T*>(bias), act);

@@ -170,6 +170,4 @@ inline Launch launch_for(int64_t nv) {
   return {};
 }
 
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace tessera::cuda::norm_rows

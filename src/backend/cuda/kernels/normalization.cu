@@ -147,7 +147,7 @@ norm_rows::Launch fast_rows(int64_t n, size_t elem, std::initializer_list<const 
   int64_t v = int64_t(16 / elem);
   if (n % v || n > (int64_t(1) << 30)) return {};
   for (const void* p : ptrs)
-    if (p && !norm_rows::aligned16(p)) return {};
+    if (!aligned16(p)) return {};
   return norm_rows::launch_for(n / v);
 }
 unsigned row_grid(int64_t rows) { return unsigned(std::min<int64_t>(rows, 1 << 20)); }

@@ -80,7 +80,7 @@ bool vec_fits(const RopeDims& r, size_t elem, std::initializer_list<const void*>
   for (int a = 0; a + 1 < r.rank; ++a)
     if (r.cos_st[a] % v || r.sin_st[a] % v) return false;
   for (const void* p : ptrs)
-    if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+    if (!aligned16(p)) return false;
   return true;
 }
 
