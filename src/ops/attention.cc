@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "ir/op_registry.h"
+#include "ops/attention_rules.h"
 
 namespace tessera {
 namespace {
@@ -62,9 +63,8 @@ std::vector<TensorType> attention(const InferContext& c) {
   if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
     c.error("Q, K, V must be rank 4 ([B, H, T, D] or [B, T, H, D] as layout says), got ", to_string(q.shape), ", ",
             to_string(k.shape), ", ", to_string(v.shape));
-  // Heads and length of entry i: dims 1, 2 in layout 0, dims 2, 1 in layout 1.
-  auto heads = [&](const Shape& s, size_t i) { return s[layout[i] ? 2 : 1]; };
-  auto len = [&](const Shape& s, size_t i) { return s[layout[i] ? 1 : 2]; };
+  auto heads = [&](const Shape& s, size_t i) { return s[rules::heads_dim(layout[i])]; };
+  auto len = [&](const Shape& s, size_t i) { return s[rules::length_dim(layout[i])]; };
   int64_t B = q.shape[0], Hq = heads(q.shape, 0), Tq = len(q.shape, 0), D = q.shape[3];
   int64_t Hkv = heads(k.shape, 1), Tk = len(k.shape, 1), Dv = v.shape[3];
   if (!same_dim(k.shape[0], B) || !same_dim(v.shape[0], B)) c.error("batch dims differ: Q ", to_string(q.shape), ", K ", to_string(k.shape), ", V ", to_string(v.shape));

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "backend/cpu/loops.h"
+#include "ops/attention_rules.h"
 
 namespace tessera::cpu {
 namespace {
@@ -18,13 +19,7 @@ struct Dims {
   int64_t B, Hq, Hkv, Tq, Tk, D, Dv;
 };
 
-// Element strides of a [B, H, T, X] tensor stored in `layout` (X contiguous).
-struct Strides {
-  int64_t b, h, t;
-};
-Strides strides_of(int64_t layout, int64_t H, int64_t T, int64_t X) {
-  return layout ? Strides{T * H * X, X, H * X} : Strides{H * T * X, T * X, X};
-}
+using Strides = rules::RowStrides;
 
 // Element strides of the mask read as [B, Hq, Tq, Tk] (0 along broadcast dims).
 std::vector<int64_t> mask_strides(const Shape& m, const Dims& d) {
@@ -75,23 +70,21 @@ void k_attention(KernelContext& c) {
   if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) c.error("Q, K, V must be rank 4");
   // Inference has checked the attribute; a kernel run on an unchecked node still must not misread memory.
   std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
-  if (layout.size() != 4 || std::any_of(layout.begin(), layout.end(), [](int64_t l) { return l != 0 && l != 1; }))
-    c.error("layout must be 4 entries of 0 or 1");
-  // Heads at dim 1 and length at dim 2 in layout 0, the other way round in layout 1.
-  auto H = [&](const Tensor& t, size_t i) { return t.dim(layout[i] ? 2 : 1); };
-  auto L = [&](const Tensor& t, size_t i) { return t.dim(layout[i] ? 1 : 2); };
+  if (!rules::valid_layout(layout)) c.error("layout must be 4 entries of 0 or 1");
+  auto H = [&](const Tensor& t, size_t i) { return t.dim(int64_t(rules::heads_dim(layout[i]))); };
+  auto L = [&](const Tensor& t, size_t i) { return t.dim(int64_t(rules::length_dim(layout[i]))); };
   Dims d{q.dim(0), H(q, 0), H(k, 1), L(q, 0), L(k, 1), q.dim(3), v.dim(3)};
   if (d.Hkv == 0 || d.Hq % d.Hkv) c.error("query heads ", d.Hq, " are not a multiple of key/value heads ", d.Hkv);
   if (k.dim(0) != d.B || v.dim(0) != d.B || H(v, 2) != d.Hkv || L(v, 2) != d.Tk || k.dim(3) != d.D)
     c.error("Q ", to_string(q.shape()), ", K ", to_string(k.shape()), ", V ", to_string(v.shape()), " do not fit together");
-  const Strides st[4] = {strides_of(layout[0], d.Hq, d.Tq, d.D), strides_of(layout[1], d.Hkv, d.Tk, d.D),
-                         strides_of(layout[2], d.Hkv, d.Tk, d.Dv), strides_of(layout[3], d.Hq, d.Tq, d.Dv)};
   // The mask is read in the compute dtype of Q (f32 for f16/bf16).
   Tensor mask = c.has_input(3) ? as_compute(c.input(3)).cast(q.dtype()) : Tensor();
   std::vector<int64_t> ms = c.has_input(3) ? mask_strides(mask.shape(), d) : std::vector<int64_t>(4, 0);
   double scale = c.attrs().get_float("scale", 1.0f);
   bool causal = c.attrs().get_int("causal", 0) != 0;
   Tensor y = Tensor::empty(q.dtype(), layout[3] ? Shape{d.B, d.Tq, d.Hq, d.Dv} : Shape{d.B, d.Hq, d.Tq, d.Dv});
+  const Strides st[4] = {rules::row_strides(q.shape(), layout[0]), rules::row_strides(k.shape(), layout[1]),
+                         rules::row_strides(v.shape(), layout[2]), rules::row_strides(y.shape(), layout[3])};
   if (q.dtype() == DType::f32)
     attention(q.data<float>(), k.data<float>(), v.data<float>(), c.has_input(3) ? mask.data<float>() : nullptr, ms,
               y.data<float>(), d, st, scale, causal);

@@ -33,11 +33,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "backend/cuda/device_util.cuh"
+#include "ops/attention_rules.h"
 
 namespace tessera::cuda {
 namespace {
@@ -51,9 +51,7 @@ struct MaskView {
 };
 
 // Element strides of one [B, H, T, X] operand along batch, head and position (X is contiguous).
-struct Strides {
-  int64_t b = 0, h = 0, t = 0;
-};
+using Strides = rules::RowStrides;
 
 struct Dims {
   int B, Hq, Hkv, Tq, Tk, D, Dv;
@@ -579,22 +577,15 @@ void launch_decode(KernelContext& c, const Dims& d, const MaskView& mv) {
   check_launch(c);
 }
 
-bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
-
 void k_attention(KernelContext& c) {
   const Tensor &q = c.input(0), &k = c.input(1), &v = c.input(2);
   Tensor& out = c.output(0);
   if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4 || out.rank() != 4) c.error("Q, K, V and the output must be rank 4");
   const std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
-  if (layout.size() != 4 || std::any_of(layout.begin(), layout.end(), [](int64_t l) { return l != 0 && l != 1; }))
-    c.error("layout must be 4 entries of 0 or 1");
-  // Heads at dim 1 and length at dim 2 in layout 0 ([B, H, T, D]), the other way round in layout 1 ([B, T, H, D]).
-  auto H = [&](const Tensor& t, size_t i) { return int(t.dim(layout[i] ? 2 : 1)); };
-  auto L = [&](const Tensor& t, size_t i) { return int(t.dim(layout[i] ? 1 : 2)); };
-  auto strides = [&](const Tensor& t, size_t i) {
-    const int64_t h = t.dim(layout[i] ? 2 : 1), n = t.dim(layout[i] ? 1 : 2), x = t.dim(3);
-    return layout[i] ? Strides{n * h * x, x, h * x} : Strides{h * n * x, n * x, x};
-  };
+  if (!rules::valid_layout(layout)) c.error("layout must be 4 entries of 0 or 1");
+  auto H = [&](const Tensor& t, size_t i) { return int(t.dim(int64_t(rules::heads_dim(layout[i])))); };
+  auto L = [&](const Tensor& t, size_t i) { return int(t.dim(int64_t(rules::length_dim(layout[i])))); };
+  auto strides = [&](const Tensor& t, size_t i) { return rules::row_strides(t.shape(), layout[i]); };
   Dims d{int(q.dim(0)), H(q, 0), H(k, 1), L(q, 0), L(k, 1), int(q.dim(3)), int(v.dim(3)),
          c.attrs().get_float("scale", 1.0f), c.attrs().get_int("causal", 0) != 0,
          strides(q, 0), strides(k, 1), strides(v, 2), strides(out, 3)};
@@ -608,8 +599,8 @@ void k_attention(KernelContext& c) {
   if (out.numel() == 0) return;
   visit_device_dtype(q.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
-      bool fast = d.Tk > 0 && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q) && aligned16(k) && aligned16(v) &&
-                  aligned16(out);
+      bool fast = d.Tk > 0 && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q.raw()) && aligned16(k.raw()) &&
+                  aligned16(v.raw()) && aligned16(out.raw());
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
         if (d.Tq <= kDecodeMaxTq) {
@@ -625,8 +616,8 @@ void k_attention(KernelContext& c) {
     }
     if constexpr (std::is_same_v<T, float>) {
       // fp32 decode: the same kernel, exact fp32 arithmetic (no tensor cores there).
-      bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q) &&
-                    aligned16(k) && aligned16(v);
+      bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q.raw()) &&
+                    aligned16(k.raw()) && aligned16(v.raw());
       if (decode) {
         MaskView mv = mask_view<float>(c, d);
         if (d.D == 64) launch_decode<T, 64>(c, d, mv);
