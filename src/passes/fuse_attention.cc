@@ -34,6 +34,7 @@
 #include "passes/fuse_attention.h"
 
 #include <cmath>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -367,17 +368,33 @@ Shape table_for_seq_major(const Value* t) {
   if (!t || !t->rank_known || t->shape.size() > 4) return {};
   Shape a(4 - t->shape.size(), 1);
   a.insert(a.end(), t->shape.begin(), t->shape.end());
-  for (int64_t d : a)
-    if (d < 0) return {};
-  if (a[1] != 1) return {};
+  if (!is_static(a) || a[1] != 1) return {};
   return {a[0], a[2], 1, a[3]};
 }
+
+// The tables viewed for seq-major Ropes, one Reshape per (table, shape): Q's
+// and K's Ropes usually share cos and sin.
+class TableViews {
+ public:
+  Value* get(Graph& g, Value* t, const Shape& shape, const std::string& rope_name) {
+    Value*& v = views_[{t, shape}];
+    if (!v) {
+      v = g.add_value(g.unique_name(t->name + ".seq_major"), t->dtype, shape);
+      g.add_node("Reshape", rope_name + "/" + t->name + ".seq_major",
+                 {t, g.add_constant(v->name + ".shape", Tensor::vector_i64(shape))}, {v});
+    }
+    return v;
+  }
+
+ private:
+  std::map<std::pair<const Value*, Shape>, Value*> views_;
+};
 
 // Q or K as Rope(Transpose(perm [0, 2, 1, 3]) of X [B, T, H, D], cos, sin), the
 // Transpose and the Rope read only there (Llama's rotary embedding between the
 // head split and attention): the Rope then runs on X itself with its tables
 // viewed as [.., T, 1, D], and Attention reads its output in layout 1. True if rewritten.
-bool rope_on_seq_major(Graph& g, Node& n, size_t i, const Uses& u) {
+bool rope_on_seq_major(Graph& g, Node& n, size_t i, const Uses& u, TableViews& views) {
   Value* r = n.input(i);
   Node* rope = r ? r->producer : nullptr;
   if (!rope || rope->op != "Rope" || !rope->domain.empty() || u.sole_reader(r) != &n || rope->inputs.size() != 3) return false;
@@ -386,29 +403,23 @@ bool rope_on_seq_major(Graph& g, Node& n, size_t i, const Uses& u) {
   Shape cs = table_for_seq_major(rope->inputs[1]), sn = table_for_seq_major(rope->inputs[2]);
   Value* x = tx->producer->inputs[0];
   if (cs.empty() || sn.empty() || !x->rank_known || x->shape.size() != 4) return false;
-  auto view = [&](Value* t, const Shape& shape) {
-    Value* out = g.add_value(g.unique_name(t->name + ".seq_major"), t->dtype, shape);
-    g.add_node("Reshape", rope->name + "/" + t->name + ".seq_major", {t, g.add_constant(out->name + ".shape", Tensor::vector_i64(shape))},
-               {out});
-    return out;
-  };
-  rope->inputs = {x, view(rope->inputs[1], cs), view(rope->inputs[2], sn)};
+  rope->inputs = {x, views.get(g, rope->inputs[1], cs, rope->name), views.get(g, rope->inputs[2], sn, rope->name)};
   r->shape = x->shape;
   return true;
 }
 
 // Absorb the Transposes around one Attention node; true if any went.
-bool absorb_transposes(Graph& g, Node& n, const Uses& u) {
+bool absorb_transposes(Graph& g, Node& n, const Uses& u, TableViews& views) {
   std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
   if (layout.size() != 4) return false;  // inference reports it
   bool changed = false;
   for (size_t i = 0; i < 3; ++i) {
-    Value* x = n.input(i);
-    // The Transpose's output must be read by this input alone (not also as another input, not a graph output).
-    if (layout[i] == 0 && i < 2 && rope_on_seq_major(g, n, i, u)) {
+    if (layout[i] == 0 && i < 2 && rope_on_seq_major(g, n, i, u, views)) {
       layout[i] = 1, changed = true;
       continue;
     }
+    Value* x = n.input(i);
+    // The Transpose's output must be read by this input alone (not also as another input, not a graph output).
     if (layout[i] != 0 || !x || !x->producer || !swaps_heads_and_length(*x->producer) || u.sole_reader(x) != &n) continue;
     n.inputs[i] = x->producer->inputs[0];
     layout[i] = 1, changed = true;
@@ -437,12 +448,13 @@ bool absorb_transposes(Graph& g, Node& n, const Uses& u) {
 void attention_layout(Graph& g) {
   std::optional<Uses> u;
   bool any = false;
+  TableViews views;
   std::vector<Node*> attention;  // collected first: looking through a Rope adds Reshape nodes
   for (auto& n : g.nodes())
     if (n->op == "Attention" && n->domain.empty()) attention.push_back(n.get());
   for (Node* n : attention) {
     if (!u) u.emplace(g);
-    if (absorb_transposes(g, *n, *u)) any = true, u.reset();  // readers changed: recount for the next node
+    if (absorb_transposes(g, *n, *u, views)) any = true, u.reset();  // readers changed: recount for the next node
   }
   if (!any) return;
   g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes

@@ -167,12 +167,7 @@ struct Flattened {
   bool direct = false;  // X is [L..., K]: the GEMM reads it, and `in` goes if nobody else reads it
   explicit operator bool() const { return out != nullptr; }
 };
-bool all_static(const Value* v) {
-  if (!v || !v->rank_known) return false;
-  for (int64_t d : v->shape)
-    if (d < 0) return false;
-  return true;
-}
+bool all_static(const Value* v) { return v && v->rank_known && is_static(v->shape); }
 Flattened flattened(const Uses& u, const Node& mm) {
   if (mm.inputs.size() < 2 || !mm.inputs[0] || !mm.inputs[1]) return {};
   Value* a = mm.inputs[0];
