@@ -3,6 +3,7 @@
 #   bench/run_gpu.sh parity          GPU op harness + model families vs ONNX Runtime (tests/python/test_cuda_parity.py)
 #   bench/run_gpu.sh generate        tessera generate --target cuda vs transformers on the GPU (tests/python/test_cuda_generate.py)
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
+#   bench/run_gpu.sh attention_variants  after bench: the attention engines with TESSERA_ATTENTION=flash (tessera's kernels, not cuDNN's)
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
@@ -57,9 +58,19 @@ for stage in "$@"; do
       [ -d $PM ] || timeout 400 python3 .carry/peers/peers.py export $PM 2>&1 | grep -v Warning | tail -10
       for c in $CASES; do
         [ -f $PM/$c.onnx ] || { echo "$c: not exported"; continue; }
-        "$G/tessera" build $PM/$c.onnx -o $PM/$c.tsr --target cuda 2>&1 | tail -3
+        echo "### $c" >> "$OUT/tuning.txt"
+        "$G/tessera" build $PM/$c.onnx -o $PM/$c.tsr --target cuda -v > $PM/$c.build.log 2>&1 || tail -3 $PM/$c.build.log
+        grep -E "tuned|note|warning" $PM/$c.build.log >> "$OUT/tuning.txt"
         echo "### $c" >> "$OUT/tessera_bench.txt"
         "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 8 2>&1 | tee -a "$OUT/tessera_bench.txt" | head -16
+      done ;;
+    attention_variants)
+      # after bench: the engines with attention again, tessera's own attention kernels instead of cuDNN's
+      for c in llama_layer_B1T2048 llama_layer_B16T512 gpt2_B1T128 gpt2_B8T1024; do
+        [ -f $PM/$c.tsr ] || continue
+        echo "### $c (TESSERA_ATTENTION=flash)" >> "$OUT/attention_variants.txt"
+        TESSERA_ATTENTION=flash "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 6 2>&1 |
+          tee -a "$OUT/attention_variants.txt" | head -9
       done ;;
     peers)
       python3 bench/measure_peak.py "$OUT/peak.json"

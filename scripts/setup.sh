@@ -19,6 +19,9 @@ fi
 # The test oracles (ONNX Runtime) and the ONNX model builder used by the tests.
 python3 -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null ||
   python3 -m pip install -q -r requirements-test.txt
+# cudnn-frontend's headers (cuDNN's fused attention in the CUDA backend; header-only, found by CMake).
+python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('cudnn') is None)" 2>/dev/null ||
+  python3 -m pip install -q nvidia-cudnn-frontend
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)"

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.skipif(not gpu_present(), reason="no GPU visible: the C
 OP_PARAMS = to._params()
 # Attention shapes that reach the CUDA flash kernel (head dim 64/128, f16), which
 # the small model fixtures (head dim 16) do not: (B, Hq, Hkv, T, D, causal).
-ATTN_SHAPES = [(1, 8, 2, 100, 128, True), (2, 4, 4, 64, 64, True), (1, 4, 1, 200, 128, False), (1, 2, 2, 17, 64, True)]
+ATTN_SHAPES = [(1, 8, 2, 100, 128, True), (2, 4, 4, 64, 64, True), (1, 4, 1, 200, 128, False), (1, 2, 2, 17, 64, True),
+               (1, 12, 12, 512, 64, True)]
 ATTN_PARAMS = [pytest.param(*sh, id="attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format(*sh[:5], "causal" if sh[5] else "full"))
                for sh in ATTN_SHAPES]
 # Decode-shaped attention (few query rows against a long, partly written
@@ -60,7 +61,7 @@ LAYOUT_SHAPES = [(1, 8, 2, 100, 100, 128, "float16", 1, (1, 1, 1, 1)), (2, 4, 4,
                  (2, 4, 4, 3, 70, 64, "float16", 40, (0, 1, 1, 0)), (2, 8, 2, 2, 1000, 128, "float32", 999, (1, 1, 1, 1)),
                  (1, 4, 2, 1, 200, 64, "float32", 77, (0, 0, 0, 1)),
                  (1, 4, 2, 20, 20, 64, "float32", 1, (1, 1, 1, 1)), (2, 4, 2, 12, 9, 40, "float16", 5, (1, 0, 1, 1)),
-                 (1, 3, 3, 5, 7, 24, "float32", None, (0, 0, 1, 1))]
+                 (1, 3, 3, 5, 7, 24, "float32", None, (0, 0, 1, 1)), (1, 32, 8, 256, 256, 128, "float16", 1, (1, 1, 1, 1))]
 LAYOUT_PARAMS = [pytest.param(*sh, id="layout_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}_L{}".format(
                      *sh[:8], "".join(map(str, sh[8])))) for sh in LAYOUT_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
@@ -132,6 +133,33 @@ def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible, layout=(0, 0, 
     return model, feeds, ref, (HALF_TOL if np.dtype(dtype) == np.float16 else FP32_MODEL_TOL)
 
 
+def _add_attention_cases(d, manifest, refs):
+    """Every attention case (fresh inputs) into `manifest`, its expected output into `refs`."""
+    cases = [(p, *attention_model(*p.values), HALF_TOL) for p in ATTN_PARAMS]
+    cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
+    cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
+    for param, model, feeds, expected, tol in cases:
+        tag = param.id.replace("/", "_")
+        onnx.save(model, d / f"{tag}.onnx")
+        _save_inputs(d / f"{tag}.inputs.npz", feeds)
+        out = d / f"{tag}.out.npz"
+        manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
+        refs[param.id] = (out, expected, tol)
+
+
+@pytest.fixture(scope="session")
+def flash_batch(tessera, tmp_path_factory):
+    """The attention cases again with TESSERA_ATTENTION=flash: tessera's own kernels where cuDNN's
+    fused attention runs them by default."""
+    d = tmp_path_factory.mktemp("cuda_parity_flash")
+    manifest, refs = [], {}
+    _add_attention_cases(d, manifest, refs)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    p = tessera("batch", d / "manifest.json", timeout=600, env={"TESSERA_ATTENTION": "flash"})
+    assert p.returncode == 0, f"tessera batch failed: {p.stderr.strip()[-2000:]}"
+    return refs
+
+
 @pytest.fixture(scope="session")
 def batch(tessera, tmp_path_factory):
     """Export every case, run them all in one `tessera batch` process, return id -> (output path, expected, tol)."""
@@ -150,16 +178,7 @@ def batch(tessera, tmp_path_factory):
         out = d / f"op{i}.out.npz"
         manifest.append({"model": str(d / f"op{i}.onnx"), "inputs": str(d / f"op{i}.inputs.npz"), "output": str(out), "target": "cuda"})
         refs[param.id] = (out, to.run_ort(model, feeds), getattr(case, "tol", None))
-    cases = [(p, *attention_model(*p.values), HALF_TOL) for p in ATTN_PARAMS]
-    cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
-    cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
-    for param, model, feeds, expected, tol in cases:
-        tag = param.id.replace("/", "_")
-        onnx.save(model, d / f"{tag}.onnx")
-        _save_inputs(d / f"{tag}.inputs.npz", feeds)
-        out = d / f"{tag}.out.npz"
-        manifest.append({"model": str(d / f"{tag}.onnx"), "inputs": str(d / f"{tag}.inputs.npz"), "output": str(out), "target": "cuda"})
-        refs[param.id] = (out, expected, tol)
+    _add_attention_cases(d, manifest, refs)
     for param in MODEL_PARAMS:
         name, ac = param.values
         model, inputs, _ = tm.fixture_paths(name)
@@ -209,3 +228,8 @@ def test_layout_attention_cuda(batch, pid):
 @pytest.mark.parametrize("pid", [p.id for p in MODEL_PARAMS])
 def test_model_cuda(batch, pid):
     _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + LAYOUT_PARAMS])
+def test_attention_cuda_own_kernels(flash_batch, pid):
+    _check(flash_batch, pid)

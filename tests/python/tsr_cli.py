@@ -26,8 +26,10 @@ class Tessera:
     def __init__(self, binary):
         self.binary = str(binary)
 
-    def __call__(self, *args, timeout=600):
-        return subprocess.run([self.binary, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    def __call__(self, *args, timeout=600, env=None):
+        """env: variables set for this call on top of the environment."""
+        full = {**os.environ, **env} if env else None
+        return subprocess.run([self.binary, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=full)
 
     def build(self, model, engine, *extra):
         return self("build", model, "-o", engine, *extra)

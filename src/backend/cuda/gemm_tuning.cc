@@ -16,6 +16,9 @@
 namespace tessera::cuda {
 namespace {
 
+// 2: split-K variants are timed too, so version-1 entries were chosen from fewer candidates.
+constexpr int kCacheVersion = 2;
+
 // Device buffers for one timing session, freed on every path out.
 struct Buffers {
   std::vector<void*> ptrs;
@@ -57,12 +60,12 @@ std::string device_key(DeviceContext& dev) {
 }
 
 nlohmann::json load_cache(const std::string& path, bool verbose) {
-  nlohmann::json empty = {{"version", 1}, {"entries", nlohmann::json::object()}};
+  nlohmann::json empty = {{"version", kCacheVersion}, {"entries", nlohmann::json::object()}};
   if (path.empty() || !std::filesystem::exists(path)) return empty;
   try {
     std::ifstream f(path);
     nlohmann::json j = nlohmann::json::parse(f);
-    if (j.value("version", 0) == 1 && j.contains("entries") && j["entries"].is_object()) return j;
+    if (j.value("version", 0) == kCacheVersion && j.contains("entries") && j["entries"].is_object()) return j;
   } catch (const std::exception& e) {
     if (verbose) std::cerr << "tessera: GEMM timing cache " << path << " unreadable (" << e.what() << "): starting anew\n";
     return empty;
@@ -82,6 +85,42 @@ bool static_shape(const Value* v) {
   return std::all_of(v->shape.begin(), v->shape.end(), [](int64_t d) { return d >= 0; });
 }
 
+// Split-K versions of a heuristic's algorithm (2, 4 or 8 slices of K, each
+// reduction scheme it supports) for problems with too few output tiles to
+// fill the GPU: a decode step's or a small batch's GEMM reads its weight with
+// a few dozen CTAs otherwise. Empty when the algorithm is split already or
+// cannot be.
+std::vector<cublasLtMatmulAlgo_t> split_k_variants(const cublasLtMatmulAlgo_t& base) {
+  std::vector<cublasLtMatmulAlgo_t> out;
+  int32_t support = 0, splits = 1;
+  uint32_t schemes = 0;
+  size_t got = 0;
+  if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &support, sizeof support, &got) !=
+          CUBLAS_STATUS_SUCCESS || !support)
+    return out;
+  cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes, sizeof schemes, &got);
+  cublasLtMatmulAlgoConfigGetAttribute(&base, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof splits, &got);
+  if (splits > 1) return out;
+  for (int32_t n : {2, 4, 8})
+    for (uint32_t scheme : {CUBLASLT_REDUCTION_SCHEME_INPLACE, CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE,
+                            CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE}) {
+      if (!(schemes & scheme)) continue;
+      cublasLtMatmulAlgo_t a = base;
+      if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &n, sizeof n) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof scheme) !=
+              CUBLAS_STATUS_SUCCESS)
+        continue;
+      out.push_back(a);
+    }
+  return out;
+}
+
+// Fewer output tiles of 128 x 128 than two waves of the GPU's SMs.
+bool few_tiles(DeviceContext& dev, const GemmProblem& p) {
+  int64_t tiles = (p.m + 127) / 128 * ((p.n + 127) / 128) * p.batch;
+  return tiles < 2 * int64_t(dev.props().multiProcessorCount);
+}
+
 }  // namespace
 
 TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
@@ -98,6 +137,15 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   void* bias = p.bias ? buf.get(size_t(p.n) * es) : nullptr;
   std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, candidates, 256, bias);
   if (cands.empty()) return out;
+  if (few_tiles(dev, p)) {
+    const size_t n = cands.size();
+    for (size_t i = 0; i < n; ++i)
+      for (const cublasLtMatmulAlgo_t& a : split_k_variants(cands[i].algo)) {
+        cublasLtMatmulHeuristicResult_t r{};
+        r.algo = a;
+        if (lt.check(h, a, &r.workspaceSize)) cands.push_back(r);
+      }
+  }
   Events ev;
   constexpr int kWarmup = 3, kReps = 5;
   // Calls per timed rep: enough work (~2 GFLOP) that launch overhead does not decide.

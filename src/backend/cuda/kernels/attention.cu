@@ -33,10 +33,16 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "backend/cuda/device_context.h"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels/attention_dnn.h"
 #include "ops/attention_rules.h"
 
 namespace tessera::cuda {
@@ -494,8 +500,10 @@ __global__ void convert(const In* in, Out* out, int64_t n) {
 
 // ---------------------------------------------------------------- host side
 
-struct FlashState {
-  bool configured = false;  // the dynamic shared-memory limit is raised on the first (uncaptured) run
+struct AttentionState {
+  bool flash_configured = false;  // the dynamic shared-memory limit is raised on the first (uncaptured) run
+  bool dnn_tried = false;         // cuDNN was asked for a plan for this shape (once, uncaptured)
+  std::unique_ptr<dnn::Sdpa> dnn;  // its plan, or null: tessera's kernels run it
 };
 
 // The mask as compute-type values (converted into scratch unless it already is), with broadcast strides.
@@ -536,12 +544,12 @@ MaskView mask_view(KernelContext& c, const Dims& d) {
 template <typename T, int HD, bool kMask>
 void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
   const size_t smem = flash_smem(HD);
-  FlashState& st = c.state<FlashState>();
-  if (!st.configured) {
+  AttentionState& st = c.state<AttentionState>();
+  if (!st.flash_configured) {
     if (cudaFuncSetAttribute(flash_fwd<T, HD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) !=
         cudaSuccess)
       c.error("cannot raise the shared-memory limit to ", smem, " bytes");
-    st.configured = true;
+    st.flash_configured = true;
   }
   const int n_qtiles = (d.Tq + kBr - 1) / kBr;
   if (n_qtiles > 65535) c.error("query length ", d.Tq, " needs more than 65535 tiles of ", kBr, " rows");
@@ -577,6 +585,31 @@ void launch_decode(KernelContext& c, const Dims& d, const MaskView& mv) {
   check_launch(c);
 }
 
+// cuDNN's SDPA for a prefill shape without an additive mask (attention_dnn.h). False when
+// cuDNN has no engine for it (logged once per process) or TESSERA_ATTENTION=flash.
+bool run_cudnn(KernelContext& c, const Dims& d, bool bf16) {
+  if (!dnn::sdpa_enabled() || c.has_input(3) || d.Tq <= kDecodeMaxTq || d.D != d.Dv || d.D % 8 || d.Tk == 0) return false;
+  AttentionState& st = c.state<AttentionState>();
+  if (!st.dnn_tried) {
+    st.dnn_tried = true;
+    dnn::SdpaShape s{d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, {d.q.b, d.q.h, d.q.t}, {d.k.b, d.k.h, d.k.t},
+                     {d.v.b, d.v.h, d.v.t}, {d.o.b, d.o.h, d.o.t}, d.scale, d.causal, bf16};
+    std::string why;
+    st.dnn = dnn::Sdpa::make(c.device().cudnn(), s, why);
+    static std::atomic<bool> logged{false};
+    if (!st.dnn && !logged.exchange(true)) {
+      std::fprintf(stderr, "tessera: note: [cuda] cuDNN attention cannot run '%s' (B %d, heads %d/%d, T %d/%d, D %d): %s; "
+                   "tessera's own kernel runs it\n", c.node().name.c_str(), d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, why.c_str());
+    }
+  }
+  if (!st.dnn) return false;
+  void* ws = st.dnn->workspace_bytes() ? c.scratch(st.dnn->workspace_bytes()) : nullptr;
+  std::string err = st.dnn->run(c.device().cudnn(), c.stream(), c.input(0).raw(), c.input(1).raw(), c.input(2).raw(),
+                                c.output(0).raw(), ws);
+  if (!err.empty()) c.error("[cudnn] attention: ", err);
+  return true;
+}
+
 void k_attention(KernelContext& c) {
   const Tensor &q = c.input(0), &k = c.input(1), &v = c.input(2);
   Tensor& out = c.output(0);
@@ -599,8 +632,9 @@ void k_attention(KernelContext& c) {
   if (out.numel() == 0) return;
   visit_device_dtype(q.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
-      bool fast = d.Tk > 0 && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q.raw()) && aligned16(k.raw()) &&
-                  aligned16(v.raw()) && aligned16(out.raw());
+      const bool aligned = aligned16(q.raw()) && aligned16(k.raw()) && aligned16(v.raw()) && aligned16(out.raw());
+      if (aligned && run_cudnn(c, d, std::is_same_v<T, __nv_bfloat16>)) return;
+      const bool fast = aligned && d.Tk > 0 && d.D == d.Dv && (d.D == 64 || d.D == 128);
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
         if (d.Tq <= kDecodeMaxTq) {

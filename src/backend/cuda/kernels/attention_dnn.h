@@ -1,0 +1,51 @@
+// cuDNN's fused attention (SDPA, cuDNN's graph API through cudnn-frontend)
+// for the Attention kernel (attention.cu): f16/bf16 prefill shapes without an
+// additive mask (causal or full). The kernel makes one plan per input shape
+// on the plan's first, uncaptured run, and runs its own flash kernel where
+// cuDNN has no engine (the reason is logged once).
+//
+// This header names no cudnn-frontend type, so attention.cu (nvcc) never
+// compiles the frontend; attention_dnn.cc (the host compiler) does.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+struct cudnnContext;
+
+namespace tessera::cuda::dnn {
+
+struct SdpaShape {
+  int b = 0, hq = 0, hkv = 0, tq = 0, tk = 0, d = 0;
+  // Element strides along batch, head and position of Q, K, V and O ([B, H, T, D] or
+  // [B, T, H, D]); D is contiguous.
+  int64_t q[3]{}, k[3]{}, v[3]{}, o[3]{};
+  float scale = 1.0f;
+  bool causal = false;  // key j kept for query i when j <= i (top-left)
+  bool bf16 = false;    // else f16
+};
+
+class Sdpa {
+ public:
+  // The plan for one shape, or null with `why` set when cuDNN cannot run it here.
+  static std::unique_ptr<Sdpa> make(cudnnContext* handle, const SdpaShape& shape, std::string& why);
+  ~Sdpa();
+  size_t workspace_bytes() const;
+  // Enqueues the attention on `stream` (the handle is bound to it); "" or cuDNN's message.
+  std::string run(cudnnContext* handle, cudaStream_t stream, const void* q, const void* k, const void* v, void* o,
+                  void* workspace) const;
+
+ private:
+  struct Impl;
+  explicit Sdpa(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// False when TESSERA_ATTENTION=flash: tessera's own kernels run every shape
+// (the parity tests and the benchmark compare both).
+bool sdpa_enabled();
+
+}  // namespace tessera::cuda::dnn
