@@ -10,6 +10,11 @@
 //             0 = [B, H, T, D] as above, 1 = [B, T, H, D]
 //   output  [B, Hq, Tq, Dv] (or [B, Tq, Hq, Dv] with layout[3] = 1), Q's dtype
 //
+//           packed ([Hq, Hkv], optional): Q, K and V are column blocks of [B, T, W]
+//             inputs (W = (Hq + 2·Hkv)·D, Q first, then K, then V, each seq-major; layout
+//             must start 1, 1, 1): attention_layout reads a fused QKV projection's output
+//             so, without the Split into three copies
+//
 // layout lets passes/fuse_attention.cc's attention_layout drop the exporters'
 // Transpose(perm = [0, 2, 1, 3]) around the op: the kernels read and write
 // through (batch, head, position) strides, D contiguous in both layouts. The
@@ -48,6 +53,37 @@ std::vector<int64_t> layout_of(const InferContext& c) {
   return l;
 }
 
+void check_mask(const InferContext& c, const Shape& scores) {
+  if (!c.has_input(3) || !c.input(3).rank_known) return;
+  const Shape& m = c.input(3).shape;
+  if (m.size() > 4) c.error("mask ", to_string(m), " has rank above 4");
+  for (size_t i = 0; i < m.size(); ++i) {
+    int64_t md = m[m.size() - 1 - i], sd = scores[3 - i];
+    if (md != 1 && !same_dim(md, sd)) c.error("mask ", to_string(m), " does not broadcast to scores ", to_string(scores));
+  }
+}
+
+// packed = [Hq, Hkv]: Q, K, V are column blocks of [B, T, (Hq + 2 Hkv)·D] inputs (attention_rules.h).
+Shape packed_output(const InferContext& c, const Shape& q, const Shape& k, const Shape& v, const std::vector<int64_t>& layout) {
+  if (!std::holds_alternative<std::vector<int64_t>>(c.attrs().all().at("packed")) ||
+      !rules::valid_packed(c.attrs().get_ints("packed")))
+    c.error("packed must be [query heads, key/value heads], both positive, the first a multiple of the second, got ",
+            attribute_to_string(c.attrs().all().at("packed")));
+  const std::vector<int64_t> p = c.attrs().get_ints("packed");
+  if (layout[0] != 1 || layout[1] != 1 || layout[2] != 1) c.error("packed Q, K, V are seq-major: layout must start 1, 1, 1");
+  if (q.size() != 3 || k.size() != 3 || v.size() != 3)
+    c.error("packed Q, K, V must be rank 3 ([B, T, W]), got ", to_string(q), ", ", to_string(k), ", ", to_string(v));
+  for (size_t i = 0; i < 3; ++i)
+    if (!same_dim(k[i], q[i]) || !same_dim(v[i], q[i]))
+      c.error("packed Q, K, V must share a shape, got ", to_string(q), ", ", to_string(k), ", ", to_string(v));
+  const int64_t cols = p[0] + 2 * p[1], B = q[0], T = q[1];
+  if (q[2] != kUnknownDim && q[2] % cols)
+    c.error("packed width ", q[2], " is not a whole number of heads: Hq + 2 Hkv = ", cols);
+  const int64_t D = q[2] == kUnknownDim ? kUnknownDim : q[2] / cols;
+  check_mask(c, {B, p[0], T, T});
+  return layout[3] ? Shape{B, T, p[0], D} : Shape{B, p[0], T, D};
+}
+
 std::vector<TensorType> attention(const InferContext& c) {
   const TensorType &q = c.input(0), &k = c.input(1), &v = c.input(2);
   if (!c.attrs().has("scale")) c.error("attribute 'scale' is required");
@@ -60,6 +96,7 @@ std::vector<TensorType> attention(const InferContext& c) {
     c.error("Q, K and V must share a dtype, got ", dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype));
   if (c.has_input(3) && !is_float(c.input(3).dtype)) c.error("mask must be floating point (additive), got ", dtype_name(c.input(3).dtype));
   if (!q.rank_known || !k.rank_known || !v.rank_known) return {{q.dtype, {}, false}};
+  if (c.attrs().has("packed")) return {{q.dtype, packed_output(c, q.shape, k.shape, v.shape, layout), true}};
   if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
     c.error("Q, K, V must be rank 4 ([B, H, T, D] or [B, T, H, D] as layout says), got ", to_string(q.shape), ", ",
             to_string(k.shape), ", ", to_string(v.shape));
@@ -73,17 +110,8 @@ std::vector<TensorType> attention(const InferContext& c) {
     c.error("V ", to_string(v.shape), " must match K ", to_string(k.shape), " in heads and length");
   if (Hq != kUnknownDim && Hkv != kUnknownDim && (Hkv == 0 || Hq % Hkv != 0))
     c.error("query heads ", Hq, " are not a multiple of key/value heads ", Hkv);
-  Shape out = layout[3] ? Shape{B, Tq, Hq, Dv} : Shape{B, Hq, Tq, Dv};
-  if (c.has_input(3) && c.input(3).rank_known) {
-    const Shape& m = c.input(3).shape;
-    Shape scores = {B, Hq, Tq, Tk};
-    if (m.size() > 4) c.error("mask ", to_string(m), " has rank above 4");
-    for (size_t i = 0; i < m.size(); ++i) {
-      int64_t md = m[m.size() - 1 - i], sd = scores[3 - i];
-      if (md != 1 && !same_dim(md, sd)) c.error("mask ", to_string(m), " does not broadcast to scores ", to_string(scores));
-    }
-  }
-  return {{q.dtype, out, true}};
+  check_mask(c, {B, Hq, Tq, Tk});
+  return {{q.dtype, layout[3] ? Shape{B, Tq, Hq, Dv} : Shape{B, Hq, Tq, Dv}, true}};
 }
 
 struct Registrar {

@@ -30,7 +30,8 @@
 //
 // attention_layout (at the end of this file) then absorbs the head-split and
 // head-merge Transposes(perm = [0, 2, 1, 3]) around each Attention into its
-// layout attribute; see fuse_attention.h.
+// layout attribute, and a Split of one fused QKV projection into its packed
+// attribute; see fuse_attention.h.
 #include "passes/fuse_attention.h"
 
 #include <cmath>
@@ -443,6 +444,41 @@ bool absorb_transposes(Graph& g, Node& n, const Uses& u, TableViews& views) {
   return true;
 }
 
+// The Split of a [B, T, W] tensor along W into its three outputs, read as Q, K, V through
+// Reshapes to [B, T, H, D] (GPT-2's fused c_attn): Attention reads the tensor itself with
+// packed = [Hq, Hkv] (its Q, K, V are those column blocks), so the Split's three copies go.
+// Null when input i is not such a Reshape of output i of a Split.
+Node* packed_split(const Node& n, size_t i, const Uses& u) {
+  Node* r = u.sole_producer(n.input(i), "Reshape");
+  Node* sp = r ? u.sole_producer(r->inputs[0], "Split") : nullptr;
+  if (!sp || !sp->domain.empty() || sp->outputs.size() != 3 || sp->outputs[i] != r->inputs[0]) return nullptr;
+  const Value* x = sp->inputs[0];
+  if (!x || !x->rank_known || x->shape.size() != 3 || !is_static(x->shape)) return nullptr;
+  if (normalize_axis(sp->attrs.get_int("axis", 0), 3, "Split axis") != 2) return nullptr;
+  return sp;
+}
+
+bool pack_qkv(Node& n, const Uses& u) {
+  std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
+  if (n.attrs.has("packed") || layout.size() != 4 || layout[0] != 1 || layout[1] != 1 || layout[2] != 1) return false;
+  Node* sp = packed_split(n, 0, u);
+  if (!sp || packed_split(n, 1, u) != sp || packed_split(n, 2, u) != sp) return false;
+  const Shape& x = sp->inputs[0]->shape;
+  int64_t heads[3], d = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const Value* q = n.input(i);  // [B, T, H, D]: a Reshape of the Split's [B, T, H·D] output i
+    const Value* part = sp->outputs[i];
+    if (!q->rank_known || q->shape.size() != 4 || !is_static(q->shape) || !part->rank_known || part->shape.size() != 3) return false;
+    if (q->shape[0] != x[0] || q->shape[1] != x[1] || part->shape != Shape{x[0], x[1], q->shape[2] * q->shape[3]}) return false;
+    if (i > 0 && q->shape[3] != d) return false;
+    heads[i] = q->shape[2], d = q->shape[3];
+  }
+  if (heads[1] != heads[2] || heads[1] == 0 || heads[0] % heads[1] || (heads[0] + 2 * heads[1]) * d != x[2]) return false;
+  n.inputs[0] = n.inputs[1] = n.inputs[2] = sp->inputs[0];
+  n.attrs.set("packed", std::vector<int64_t>{heads[0], heads[1]});
+  return true;
+}
+
 }  // namespace
 
 void attention_layout(Graph& g) {
@@ -456,9 +492,19 @@ void attention_layout(Graph& g) {
     if (!u) u.emplace(g);
     if (absorb_transposes(g, *n, *u, views)) any = true, u.reset();  // readers changed: recount for the next node
   }
-  if (!any) return;
-  g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
-  eliminate_dead_code(g);
+  if (any) {
+    g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
+    eliminate_dead_code(g);  // the absorbed Transposes, which still read the head-split Reshapes
+  }
+  // Then the packed reads, once each head split's Reshape has no reader but its Attention.
+  bool packed = false;
+  u.reset();
+  for (auto& n : g.nodes()) {
+    if (n->op != "Attention" || !n->domain.empty()) continue;
+    if (!u) u.emplace(g);
+    if (pack_qkv(*n, *u)) packed = true, u.reset();
+  }
+  if (packed) eliminate_dead_code(g);
 }
 
 }  // namespace tessera

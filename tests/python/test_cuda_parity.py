@@ -36,8 +36,10 @@ pytestmark = pytest.mark.skipif(not gpu_present(), reason="no GPU visible: the C
 OP_PARAMS = to._params()
 # Attention shapes that reach the CUDA flash kernel (head dim 64/128, f16), which
 # the small model fixtures (head dim 16) do not: (B, Hq, Hkv, T, D, causal).
+# The last two have more flash blocks (one per 128 query rows of a head) than the H200
+# has SMs, so cuDNN's fused attention runs them (the flash_batch cases run tessera's).
 ATTN_SHAPES = [(1, 8, 2, 100, 128, True), (2, 4, 4, 64, 64, True), (1, 4, 1, 200, 128, False), (1, 2, 2, 17, 64, True),
-               (1, 12, 12, 512, 64, True)]
+               (4, 8, 2, 600, 64, True), (2, 16, 16, 600, 128, False)]
 ATTN_PARAMS = [pytest.param(*sh, id="attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format(*sh[:5], "causal" if sh[5] else "full"))
                for sh in ATTN_SHAPES]
 # Decode-shaped attention (few query rows against a long, partly written
@@ -61,9 +63,16 @@ LAYOUT_SHAPES = [(1, 8, 2, 100, 100, 128, "float16", 1, (1, 1, 1, 1)), (2, 4, 4,
                  (2, 4, 4, 3, 70, 64, "float16", 40, (0, 1, 1, 0)), (2, 8, 2, 2, 1000, 128, "float32", 999, (1, 1, 1, 1)),
                  (1, 4, 2, 1, 200, 64, "float32", 77, (0, 0, 0, 1)),
                  (1, 4, 2, 20, 20, 64, "float32", 1, (1, 1, 1, 1)), (2, 4, 2, 12, 9, 40, "float16", 5, (1, 0, 1, 1)),
-                 (1, 3, 3, 5, 7, 24, "float32", None, (0, 0, 1, 1)), (1, 32, 8, 256, 256, 128, "float16", 1, (1, 1, 1, 1))]
+                 (1, 3, 3, 5, 7, 24, "float32", None, (0, 0, 1, 1)), (1, 32, 8, 640, 640, 128, "float16", 1, (1, 1, 1, 1))]
 LAYOUT_PARAMS = [pytest.param(*sh, id="layout_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}_L{}".format(
                      *sh[:8], "".join(map(str, sh[8])))) for sh in LAYOUT_SHAPES]
+# Packed Q, K, V (one [B, T, (Hq + 2 Hkv)·D] input split three ways, GPT-2's fused projection):
+# (B, Hq, Hkv, T, D, causal, output layout). The last has more flash blocks than the H200 has SMs
+# (cuDNN's attention by default).
+PACKED_SHAPES = [(1, 12, 12, 128, 64, True, 1), (2, 8, 2, 100, 128, True, 0), (1, 4, 4, 40, 64, False, 1),
+                 (4, 12, 12, 384, 64, True, 1)]
+PACKED_PARAMS = [pytest.param(*sh, id="packed_attention/B{}_Hq{}_Hkv{}_T{}_D{}_causal{}_out{}".format(*sh))
+                 for sh in PACKED_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -73,14 +82,16 @@ def _save_inputs(path, feeds):
     np.savez(path, **feeds)
 
 
-def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0)):
+def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=False):
     """The exporters' pattern: softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against
     K, V [B, Hkv, Tk, D] repeated to Hq heads (Unsqueeze → Expand → Reshape);
     fuse_attention turns it into Attention. An entry of `layout` (Q, K, V, out)
     that is 1 makes that graph input (output) [B, T, H, D], with a
     Transpose(perm = [0, 2, 1, 3]) to (from) the pattern, which attention_layout
-    absorbs. Returns the model, fresh inputs and a float64 reference from those
-    inputs, cast to `dt`."""
+    absorbs. packed (Tq == Tk, layout (1, 1, 1, x)): the one graph input is a fused
+    projection's qkv [B, T, (Hq + 2 Hkv)·D], Split into Q, K, V and Reshaped to
+    [B, T, H, D] (GPT-2's c_attn), which attention_layout reads packed. Returns the
+    model, fresh inputs and a float64 reference from those inputs, cast to `dt`."""
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
     r, dt = Hq // Hkv, np.dtype(dt)
     et = TP.FLOAT16 if dt == np.float16 else TP.FLOAT
@@ -88,6 +99,12 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0)):
              nh.from_array(np.array([B, Hq, Tk, D], np.int64), "shape"), nh.from_array(np.array(1 / np.sqrt(D), dt), "scale"),
              nh.from_array(mask.astype(dt), "mask")]
     nodes, src = [], {}
+    if packed:
+        inits += [nh.from_array(np.array([Hq * D, Hkv * D, Hkv * D], np.int64), "sizes")]
+        nodes.append(h.make_node("Split", ["qkv", "sizes"], ["q_flat", "k_flat", "v_flat"], axis=2))
+        for x, H in (("q", Hq), ("k", Hkv), ("v", Hkv)):
+            inits.append(nh.from_array(np.array([B, Tq, H, D], np.int64), x + "_heads"))
+            nodes.append(h.make_node("Reshape", [x + "_flat", x + "_heads"], [x]))
     for x, l in zip("qkv", layout):
         src[x] = x + "_bhtd" if l else x
         if l:
@@ -103,6 +120,8 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0)):
     stored = lambda l, H, T: [B, T, H, D] if l else [B, H, T, D]
     ins = [h.make_tensor_value_info("q", et, stored(layout[0], Hq, Tq))] + [
         h.make_tensor_value_info(x, et, stored(l, Hkv, Tk)) for x, l in (("k", layout[1]), ("v", layout[2]))]
+    if packed:
+        ins = [h.make_tensor_value_info("qkv", et, [B, Tq, (Hq + 2 * Hkv) * D])]
     g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", et, stored(layout[3], Hq, Tq))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     rng = np.random.default_rng()
@@ -116,6 +135,8 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0)):
     ref = (p / p.sum(-1, keepdims=True)) @ v
     swap = lambda a, l: np.ascontiguousarray(a.transpose(0, 2, 1, 3)) if l else a
     feeds = {x: swap(feeds[x], l) for x, l in zip("qkv", layout)}
+    if packed:  # [B, T, H, D] each -> one [B, T, W]
+        feeds = {"qkv": np.concatenate([feeds[x].reshape(B, Tq, -1) for x in "qkv"], axis=2)}
     return m, feeds, {"out": swap(ref, layout[3]).astype(dt)}
 
 
@@ -123,6 +144,12 @@ def attention_model(B, Hq, Hkv, T, D, causal):
     """Self-attention in f16, causal or full."""
     mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf) if causal else np.zeros((T, T))
     return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask)
+
+
+def packed_attention_model(B, Hq, Hkv, T, D, causal, out_layout):
+    """Self-attention in f16 on a packed qkv input, causal or full."""
+    mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf) if causal else np.zeros((T, T))
+    return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask, (1, 1, 1, out_layout), packed=True)
 
 
 def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible, layout=(0, 0, 0, 0)):
@@ -138,6 +165,7 @@ def _add_attention_cases(d, manifest, refs):
     cases = [(p, *attention_model(*p.values), HALF_TOL) for p in ATTN_PARAMS]
     cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
     cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
+    cases += [(p, *packed_attention_model(*p.values), HALF_TOL) for p in PACKED_PARAMS]
     for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
@@ -230,6 +258,11 @@ def test_model_cuda(batch, pid):
     _check(batch, pid)
 
 
-@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + LAYOUT_PARAMS])
+@pytest.mark.parametrize("pid", [p.id for p in PACKED_PARAMS])
+def test_packed_attention_cuda(batch, pid):
+    _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS])
 def test_attention_cuda_own_kernels(flash_batch, pid):
     _check(flash_batch, pid)

@@ -5,7 +5,8 @@
 // exactly as Softmax does, and a finite "minimum" mask gives its uniform row.
 // Q, K, V and the output are read and written through (batch, head, position)
 // element strides from the layout attribute (0 = [B, H, T, D], 1 = [B, T, H, D];
-// D contiguous in both), so no Transpose is needed around the op.
+// D contiguous in both), so no Transpose is needed around the op; packed Q, K, V
+// are column blocks of [B, T, W] inputs (ops/attention_rules.h).
 #include <algorithm>
 #include <cmath>
 
@@ -67,30 +68,25 @@ void attention(const T* q, const T* k, const T* v, const T* mask, const std::vec
 
 void k_attention(KernelContext& c) {
   Tensor q = as_compute(c.input(0)), k = as_compute(c.input(1)), v = as_compute(c.input(2));
-  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4) c.error("Q, K, V must be rank 4");
-  // Inference has checked the attribute; a kernel run on an unchecked node still must not misread memory.
-  std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
-  if (!rules::valid_layout(layout)) c.error("layout must be 4 entries of 0 or 1");
-  auto H = [&](const Tensor& t, size_t i) { return t.dim(int64_t(rules::heads_dim(layout[i]))); };
-  auto L = [&](const Tensor& t, size_t i) { return t.dim(int64_t(rules::length_dim(layout[i]))); };
-  Dims d{q.dim(0), H(q, 0), H(k, 1), L(q, 0), L(k, 1), q.dim(3), v.dim(3)};
-  if (d.Hkv == 0 || d.Hq % d.Hkv) c.error("query heads ", d.Hq, " are not a multiple of key/value heads ", d.Hkv);
-  if (k.dim(0) != d.B || v.dim(0) != d.B || H(v, 2) != d.Hkv || L(v, 2) != d.Tk || k.dim(3) != d.D)
-    c.error("Q ", to_string(q.shape()), ", K ", to_string(k.shape()), ", V ", to_string(v.shape()), " do not fit together");
+  // Inference has checked the attributes; a kernel run on an unchecked node still must not misread memory.
+  rules::Geometry g;
+  std::string bad = rules::geometry(q.shape(), k.shape(), v.shape(), c.attrs().get_ints("layout", {0, 0, 0, 0}),
+                                    c.attrs().get_ints("packed", {}), g);
+  if (!bad.empty()) c.error(bad);
+  Dims d{g.B, g.Hq, g.Hkv, g.Tq, g.Tk, g.D, g.Dv};
   // The mask is read in the compute dtype of Q (f32 for f16/bf16).
   Tensor mask = c.has_input(3) ? as_compute(c.input(3)).cast(q.dtype()) : Tensor();
   std::vector<int64_t> ms = c.has_input(3) ? mask_strides(mask.shape(), d) : std::vector<int64_t>(4, 0);
   double scale = c.attrs().get_float("scale", 1.0f);
   bool causal = c.attrs().get_int("causal", 0) != 0;
-  Tensor y = Tensor::empty(q.dtype(), layout[3] ? Shape{d.B, d.Tq, d.Hq, d.Dv} : Shape{d.B, d.Hq, d.Tq, d.Dv});
-  const Strides st[4] = {rules::row_strides(q.shape(), layout[0]), rules::row_strides(k.shape(), layout[1]),
-                         rules::row_strides(v.shape(), layout[2]), rules::row_strides(y.shape(), layout[3])};
-  if (q.dtype() == DType::f32)
-    attention(q.data<float>(), k.data<float>(), v.data<float>(), c.has_input(3) ? mask.data<float>() : nullptr, ms,
-              y.data<float>(), d, st, scale, causal);
-  else if (q.dtype() == DType::f64)
-    attention(q.data<double>(), k.data<double>(), v.data<double>(), c.has_input(3) ? mask.data<double>() : nullptr, ms,
-              y.data<double>(), d, st, scale, causal);
+  Tensor y = Tensor::empty(q.dtype(), g.out);
+  const Strides st[4] = {g.st[0], g.st[1], g.st[2], g.st[3]};
+  auto run = [&]<typename T>() {
+    attention(q.data<T>() + g.offset[0], k.data<T>() + g.offset[1], v.data<T>() + g.offset[2],
+              c.has_input(3) ? mask.data<T>() : nullptr, ms, y.data<T>(), d, st, scale, causal);
+  };
+  if (q.dtype() == DType::f32) run.template operator()<float>();
+  else if (q.dtype() == DType::f64) run.template operator()<double>();
   else c.error("dtype ", dtype_name(q.dtype()), " is not supported");
   c.set_output(0, from_compute(y, c.output_type(0).dtype));
 }

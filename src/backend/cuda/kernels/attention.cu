@@ -541,8 +541,14 @@ MaskView mask_view(KernelContext& c, const Dims& d) {
   return mv;
 }
 
+// The operands' device pointers (Q, K and V offset into a packed input).
+struct Ptrs {
+  const void *q, *k, *v;
+  void* o;
+};
+
 template <typename T, int HD, bool kMask>
-void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
+void launch_flash(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
   const size_t smem = flash_smem(HD);
   AttentionState& st = c.state<AttentionState>();
   if (!st.flash_configured) {
@@ -554,41 +560,42 @@ void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
   const int n_qtiles = (d.Tq + kBr - 1) / kBr;
   if (n_qtiles > 65535) c.error("query length ", d.Tq, " needs more than 65535 tiles of ", kBr, " rows");
   dim3 grid(unsigned(int64_t(d.B) * d.Hq), unsigned(n_qtiles));
-  flash_fwd<T, HD, kMask><<<grid, kThreads, smem, c.stream()>>>(static_cast<const T*>(c.input(0).raw()),
-                                                                static_cast<const T*>(c.input(1).raw()),
-                                                                static_cast<const T*>(c.input(2).raw()), mv,
-                                                                static_cast<T*>(c.output(0).raw()), d);
+  flash_fwd<T, HD, kMask><<<grid, kThreads, smem, c.stream()>>>(static_cast<const T*>(p.q), static_cast<const T*>(p.k),
+                                                                static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
   check_launch(c);
 }
 
 template <typename T, int HD>
-void launch_flash(KernelContext& c, const Dims& d, const MaskView& mv) {
-  if (mv.ptr) launch_flash<T, HD, true>(c, d, mv);
-  else launch_flash<T, HD, false>(c, d, mv);
+void launch_flash(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
+  if (mv.ptr) launch_flash<T, HD, true>(c, d, p, mv);
+  else launch_flash<T, HD, false>(c, d, p, mv);
 }
 
 // Query rows at most this many: decode_fwd instead of flash_fwd.
 constexpr int kDecodeMaxTq = 8;
 
 template <typename T, int HD>
-void launch_decode(KernelContext& c, const Dims& d, const MaskView& mv) {
+void launch_decode(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
   const int rows = d.B * d.Hq * d.Tq, splits = (d.Tk + kDecThreads - 1) / kDecThreads;
   if (splits > 65535) c.error("key length ", d.Tk, " needs more than 65535 splits of ", kDecThreads, " keys");
   float* part = splits > 1 ? static_cast<float*>(c.scratch(size_t(rows) * size_t(splits) * (HD + 2) * sizeof(float))) : nullptr;
-  T* out = static_cast<T*>(c.output(0).raw());
+  T* out = static_cast<T*>(p.o);
   decode_fwd<T, HD><<<dim3(unsigned(rows), unsigned(splits)), kDecThreads, 0, c.stream()>>>(
-      static_cast<const T*>(c.input(0).raw()), static_cast<const T*>(c.input(1).raw()),
-      static_cast<const T*>(c.input(2).raw()), mv, out, part, d);
+      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, out, part, d);
   check_launch(c);
   if (splits == 1) return;
   decode_combine<T, HD><<<unsigned(rows), HD, 0, c.stream()>>>(part, splits, out, d);
   check_launch(c);
 }
 
-// cuDNN's SDPA for a prefill shape without an additive mask (attention_dnn.h). False when
-// cuDNN has no engine for it (logged once per process) or TESSERA_ATTENTION=flash.
-bool run_cudnn(KernelContext& c, const Dims& d, bool bf16) {
+// cuDNN's SDPA for a prefill shape without an additive mask (attention_dnn.h), when flash_fwd's
+// grid (a block per 128 query rows of a head) would fill the GPU at least once: below that
+// (GPT-2 at batch 1, 128 tokens: 12 blocks) tessera's kernel is the faster (H200, 2026-12-04).
+// False when cuDNN has no engine for it (logged once per process) or TESSERA_ATTENTION=flash.
+bool run_cudnn(KernelContext& c, const Dims& d, const Ptrs& p, bool bf16) {
   if (!dnn::sdpa_enabled() || c.has_input(3) || d.Tq <= kDecodeMaxTq || d.D != d.Dv || d.D % 8 || d.Tk == 0) return false;
+  const int64_t flash_blocks = int64_t(d.B) * d.Hq * ((d.Tq + kBr - 1) / kBr);
+  if (flash_blocks < c.device().props().multiProcessorCount) return false;
   AttentionState& st = c.state<AttentionState>();
   if (!st.dnn_tried) {
     st.dnn_tried = true;
@@ -604,8 +611,7 @@ bool run_cudnn(KernelContext& c, const Dims& d, bool bf16) {
   }
   if (!st.dnn) return false;
   void* ws = st.dnn->workspace_bytes() ? c.scratch(st.dnn->workspace_bytes()) : nullptr;
-  std::string err = st.dnn->run(c.device().cudnn(), c.stream(), c.input(0).raw(), c.input(1).raw(), c.input(2).raw(),
-                                c.output(0).raw(), ws);
+  std::string err = st.dnn->run(c.device().cudnn(), c.stream(), p.q, p.k, p.v, p.o, ws);
   if (!err.empty()) c.error("[cudnn] attention: ", err);
   return true;
 }
@@ -613,49 +619,44 @@ bool run_cudnn(KernelContext& c, const Dims& d, bool bf16) {
 void k_attention(KernelContext& c) {
   const Tensor &q = c.input(0), &k = c.input(1), &v = c.input(2);
   Tensor& out = c.output(0);
-  if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4 || out.rank() != 4) c.error("Q, K, V and the output must be rank 4");
-  const std::vector<int64_t> layout = c.attrs().get_ints("layout", {0, 0, 0, 0});
-  if (!rules::valid_layout(layout)) c.error("layout must be 4 entries of 0 or 1");
-  auto H = [&](const Tensor& t, size_t i) { return int(t.dim(int64_t(rules::heads_dim(layout[i])))); };
-  auto L = [&](const Tensor& t, size_t i) { return int(t.dim(int64_t(rules::length_dim(layout[i])))); };
-  auto strides = [&](const Tensor& t, size_t i) { return rules::row_strides(t.shape(), layout[i]); };
-  Dims d{int(q.dim(0)), H(q, 0), H(k, 1), L(q, 0), L(k, 1), int(q.dim(3)), int(v.dim(3)),
-         c.attrs().get_float("scale", 1.0f), c.attrs().get_int("causal", 0) != 0,
-         strides(q, 0), strides(k, 1), strides(v, 2), strides(out, 3)};
-  if (d.Hkv == 0 || d.Hq % d.Hkv) c.error("query heads ", d.Hq, " are not a multiple of key/value heads ", d.Hkv);
-  if (k.dim(0) != d.B || v.dim(0) != d.B || H(v, 2) != d.Hkv || L(v, 2) != d.Tk || k.dim(3) != d.D)
-    c.error("Q ", to_string(q.shape()), ", K ", to_string(k.shape()), ", V ", to_string(v.shape()), " do not fit together");
-  if (out.dim(0) != d.B || H(out, 3) != d.Hq || L(out, 3) != d.Tq || out.dim(3) != d.Dv)
-    c.error("output ", to_string(out.shape()), " does not fit Q ", to_string(q.shape()), " and V ", to_string(v.shape()),
-            " in layout ", layout[3]);
+  rules::Geometry g;
+  std::string bad = rules::geometry(q.shape(), k.shape(), v.shape(), c.attrs().get_ints("layout", {0, 0, 0, 0}),
+                                    c.attrs().get_ints("packed", {}), g);
+  if (!bad.empty()) c.error(bad);
+  if (out.shape() != g.out) c.error("output ", to_string(out.shape()), " does not fit Q, K, V (", to_string(g.out), ")");
+  Dims d{int(g.B), int(g.Hq), int(g.Hkv), int(g.Tq), int(g.Tk), int(g.D), int(g.Dv),
+         c.attrs().get_float("scale", 1.0f), c.attrs().get_int("causal", 0) != 0, g.st[0], g.st[1], g.st[2], g.st[3]};
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || out.dtype() != q.dtype()) c.error("Q, K, V and the output must share a dtype");
   if (out.numel() == 0) return;
+  const size_t es = dtype_size(q.dtype());
+  auto at = [&](const Tensor& t, int64_t off) { return static_cast<const void*>(static_cast<const char*>(t.raw()) + size_t(off) * es); };
+  const Ptrs p{at(q, g.offset[0]), at(k, g.offset[1]), at(v, g.offset[2]), out.raw()};
   visit_device_dtype(q.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
-      const bool aligned = aligned16(q.raw()) && aligned16(k.raw()) && aligned16(v.raw()) && aligned16(out.raw());
-      if (aligned && run_cudnn(c, d, std::is_same_v<T, __nv_bfloat16>)) return;
+      const bool aligned = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.o);
+      if (aligned && run_cudnn(c, d, p, std::is_same_v<T, __nv_bfloat16>)) return;
       const bool fast = aligned && d.Tk > 0 && d.D == d.Dv && (d.D == 64 || d.D == 128);
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
         if (d.Tq <= kDecodeMaxTq) {
-          if (d.D == 64) launch_decode<T, 64>(c, d, mv);
-          else launch_decode<T, 128>(c, d, mv);
+          if (d.D == 64) launch_decode<T, 64>(c, d, p, mv);
+          else launch_decode<T, 128>(c, d, p, mv);
         } else if (d.D == 64) {
-          launch_flash<T, 64>(c, d, mv);
+          launch_flash<T, 64>(c, d, p, mv);
         } else {
-          launch_flash<T, 128>(c, d, mv);
+          launch_flash<T, 128>(c, d, p, mv);
         }
         return;
       }
     }
     if constexpr (std::is_same_v<T, float>) {
       // fp32 decode: the same kernel, exact fp32 arithmetic (no tensor cores there).
-      bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(q.raw()) &&
-                    aligned16(k.raw()) && aligned16(v.raw());
+      bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(p.q) &&
+                    aligned16(p.k) && aligned16(p.v);
       if (decode) {
         MaskView mv = mask_view<float>(c, d);
-        if (d.D == 64) launch_decode<T, 64>(c, d, mv);
-        else launch_decode<T, 128>(c, d, mv);
+        if (d.D == 64) launch_decode<T, 64>(c, d, p, mv);
+        else launch_decode<T, 128>(c, d, p, mv);
         return;
       }
     }
@@ -664,10 +665,10 @@ void k_attention(KernelContext& c) {
       if (d.Dv > 32 * kMaxPerLane) c.error("value head dim ", d.Dv, " is above the ", 32 * kMaxPerLane, " this kernel supports");
       MaskView mv = mask_view<compute_t<T>>(c, d);
       const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
-      simple_fwd<T><<<blocks_for(rows * 32, 256), 256, 0, c.stream()>>>(static_cast<const T*>(q.raw()),
-                                                                       static_cast<const T*>(k.raw()),
-                                                                       static_cast<const T*>(v.raw()), mv,
-                                                                       static_cast<T*>(out.raw()), d);
+      simple_fwd<T><<<blocks_for(rows * 32, 256), 256, 0, c.stream()>>>(static_cast<const T*>(p.q),
+                                                                       static_cast<const T*>(p.k),
+                                                                       static_cast<const T*>(p.v), mv,
+                                                                       static_cast<T*>(p.o), d);
       check_launch(c);
     } else {
       c.error("dtype ", dtype_name(q.dtype()), " is not supported");
