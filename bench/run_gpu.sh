@@ -3,6 +3,7 @@
 #   bench/run_gpu.sh parity          GPU op harness + model families vs ONNX Runtime (tests/python/test_cuda_parity.py)
 #   bench/run_gpu.sh generate        tessera generate --target cuda vs transformers on the GPU (tests/python/test_cuda_generate.py)
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
+#   bench/run_gpu.sh inspect         after bench: tessera inspect of each engine (CASES="..." picks the cases, TOP=N the profile's length)
 #   bench/run_gpu.sh attention_variants  after bench: the attention engines with TESSERA_ATTENTION=flash (tessera's kernels, not cuDNN's)
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
@@ -26,7 +27,8 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PM=/tmp/peer_models
 KEEP=/tmp/decode_keep  # the decode stages' results, for decode_summary in a later call on the same machine
-CASES="toy_mlp_B20 mlp_B8 mlp_B2048 llama_layer_B1T2048 llama_layer_B16T512 llama_layer_B64T1 gpt2_B1T128 gpt2_B8T1024"
+CASES=${CASES:-"toy_mlp_B20 mlp_B8 mlp_B2048 llama_layer_B1T2048 llama_layer_B16T512 llama_layer_B64T1 gpt2_B1T128 gpt2_B8T1024"}
+TOP=${TOP:-8}  # bench: the per-layer profile's top nodes
 nvidia-smi -L
 missing=$(ldd "$G/tessera" "$G/libtessera.so" | grep "not found" | sort -u)
 [ -z "$missing" ] || { echo "missing libraries: $missing"; exit 1; }
@@ -62,7 +64,12 @@ for stage in "$@"; do
         "$G/tessera" build $PM/$c.onnx -o $PM/$c.tsr --target cuda -v > $PM/$c.build.log 2>&1 || tail -3 $PM/$c.build.log
         grep -E "tuned|note|warning" $PM/$c.build.log >> "$OUT/tuning.txt"
         echo "### $c" >> "$OUT/tessera_bench.txt"
-        "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 8 2>&1 | tee -a "$OUT/tessera_bench.txt" | head -16
+        "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top $TOP 2>&1 | tee -a "$OUT/tessera_bench.txt" | head -16
+      done ;;
+    inspect)
+      # after bench: each engine's layers (what the passes left), for the launch-bound cases
+      for c in $CASES; do
+        [ -f $PM/$c.tsr ] && { echo "### $c"; "$G/tessera" inspect $PM/$c.tsr 2>&1; } >> "$OUT/inspect.txt"
       done ;;
     attention_variants)
       # after bench: the engines with attention again, tessera's own attention kernels instead of cuDNN's
