@@ -7,10 +7,30 @@
 // Made by the Hugging Face builders (one kernel where the unfused graph has
 // Slice, Slice, Neg, Concat, Mul, Mul, Add); computed in f32 (f64 for f64),
 // rounded once. X, cos and sin share a float dtype; D is even.
+//
+// block = [begin, heads, D] (optional): X is [..., W] and Y rotates its
+// columns [begin, begin + heads·D) viewed as [..., heads, D], so a fused
+// projection's Q or K block needs no Split copy first (passes/merge_matmuls.cc).
+// Y is [..., heads, D]; the tables broadcast to Y.
 #include "ir/op_registry.h"
 
 namespace tessera {
 namespace {
+
+// Y's shape for block = [begin, heads, D] over X [..., W].
+Shape block_output(const InferContext& c, const Shape& x) {
+  const std::vector<int64_t> b = c.attrs().get_ints("block");
+  if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] <= 0)
+    c.error("block must be [begin, heads, head dim] with begin >= 0 and positive heads and head dim, got ",
+            attribute_to_string(c.attrs().all().at("block")));
+  const int64_t w = x.back();
+  if (w != kUnknownDim && b[0] + b[1] * b[2] > w)
+    c.error("block columns [", b[0], ", ", b[0] + b[1] * b[2], ") run past X's last dim ", w);
+  Shape y(x.begin(), x.end() - 1);
+  y.push_back(b[1]);
+  y.push_back(b[2]);
+  return y;
+}
 
 std::vector<TensorType> rope(const InferContext& c) {
   const TensorType &x = c.input(0), &cs = c.input(1), &sn = c.input(2);
@@ -21,15 +41,17 @@ std::vector<TensorType> rope(const InferContext& c) {
   if (il != 0 && il != 1) c.error("interleaved must be 0 or 1, got ", il);
   if (!x.rank_known) return {x};
   if (x.shape.empty()) c.error("X must have a last (head) dim");
-  int64_t d = x.shape.back();
+  TensorType y = x;
+  if (c.attrs().has("block")) y.shape = block_output(c, x.shape);
+  int64_t d = y.shape.back();
   if (d >= 0 && d % 2) c.error("head dim ", d, " is odd: rotary pairs need an even one");
   for (const TensorType* t : {&cs, &sn}) {
     if (!t->rank_known) continue;
-    Shape b = broadcast_shapes(x.shape, t->shape, c.node().name);
-    if (t->shape.size() > x.shape.size() || b != x.shape)
-      c.error("table ", to_string(t->shape), " does not broadcast to X ", to_string(x.shape));
+    Shape b = broadcast_shapes(y.shape, t->shape, c.node().name);
+    if (t->shape.size() > y.shape.size() || b != y.shape)
+      c.error("table ", to_string(t->shape), " does not broadcast to ", c.attrs().has("block") ? "Y " : "X ", to_string(y.shape));
   }
-  return {x};
+  return {y};
 }
 
 TESSERA_REGISTER_OP({"Rope", 3, 3, 1, 1, rope});

@@ -1,10 +1,12 @@
 // See fuse_rope.h.
 #include "passes/fuse_rope.h"
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <unordered_set>
 
+#include "passes/pass_manager.h"
 #include "passes/uses.h"
 
 namespace tessera {
@@ -138,6 +140,80 @@ void fuse_rope(Graph& g) {
     add.attrs = {};
   }
   if (!dead.empty()) g.remove_nodes_if([&](const Node& n) { return dead.count(&n) != 0; });
+}
+
+namespace {
+
+// The Ropes reading Split output `part` as Rope(Reshape(part) to [..., H, D]), X's leading dims
+// kept; empty when `part` has any other reader.
+std::vector<Node*> block_ropes(const Value* part, const Shape& x, const Uses& u, int64_t& heads, int64_t& d) {
+  Node* r = u.sole_reader(part);
+  if (!r || r->op != "Reshape" || !r->domain.empty() || r->inputs[0] != part || r->outputs.size() != 1) return {};
+  const Value* v = r->outputs[0];
+  if (u.outputs.count(v) || u.count(v) == 0 || !v->rank_known || v->shape.size() != x.size() + 1 || !is_static(v->shape)) return {};
+  if (!std::equal(x.begin(), x.end() - 1, v->shape.begin()) || v->shape[x.size() - 1] * v->shape.back() != part->shape.back())
+    return {};
+  std::vector<Node*> ropes;
+  for (Node* n : u.readers.at(v)) {
+    if (n->op != "Rope" || !n->domain.empty() || n->attrs.has("block") || n->inputs.size() != 3 || n->inputs[0] != v ||
+        n->inputs[1] == v || n->inputs[2] == v)
+      return {};
+    ropes.push_back(n);
+  }
+  heads = v->shape[x.size() - 1], d = v->shape.back();
+  return ropes;
+}
+
+// True if `sp`'s Rope readers now read its input; its one other output is then made by a Slice.
+bool rope_blocks_of(Graph& g, Node& sp, const Uses& u) {
+  const Value* x = sp.inputs.empty() ? nullptr : sp.inputs[0];
+  if (!x || !x->rank_known || x->shape.empty() || !is_static(x->shape) || sp.outputs.size() < 2) return false;
+  const int64_t last = int64_t(x->shape.size()) - 1;
+  if (normalize_axis(sp.attrs.get_int("axis", 0), last + 1, "Split axis") != last) return false;
+  std::vector<std::vector<Node*>> ropes(sp.outputs.size());
+  std::vector<int64_t> offset(sp.outputs.size()), heads(sp.outputs.size()), d(sp.outputs.size());
+  int64_t col = 0, left = -1;
+  for (size_t i = 0; i < sp.outputs.size(); ++i) {
+    const Value* part = sp.outputs[i];
+    if (!part->rank_known || part->shape.size() != x->shape.size()) return false;
+    offset[i] = col, col += part->shape.back();
+    ropes[i] = u.outputs.count(part) ? std::vector<Node*>{} : block_ropes(part, x->shape, u, heads[i], d[i]);
+    if (ropes[i].empty()) {
+      if (left >= 0) return false;  // two outputs kept: the Split stays as it is
+      left = int64_t(i);
+    }
+  }
+  for (size_t i = 0; i < sp.outputs.size(); ++i)
+    for (Node* n : ropes[i]) {
+      n->inputs[0] = sp.inputs[0];
+      n->attrs.set("block", std::vector<int64_t>{offset[i], heads[i], d[i]});
+    }
+  if (left >= 0) {
+    Value* keep = sp.outputs[size_t(left)];
+    auto c = [&](const char* what, int64_t v) {
+      return g.add_constant(g.unique_name(sp.name + "." + what), Tensor::vector_i64({v}));
+    };
+    g.add_node("Slice", sp.name + ".kept", {sp.inputs[0], c("starts", offset[size_t(left)]),
+               c("ends", offset[size_t(left)] + keep->shape.back()), c("axes", last)}, {keep});
+  }
+  sp.outputs.clear();  // eliminate_dead_code removes it and the Reshapes
+  return true;
+}
+
+}  // namespace
+
+void rope_blocks(Graph& g) {
+  std::vector<Node*> splits;
+  for (auto& n : g.nodes())
+    if (n->op == "Split" && n->domain.empty()) splits.push_back(n.get());
+  bool any = false;
+  for (Node* sp : splits) {
+    Uses u(g);
+    if (rope_blocks_of(g, *sp, u)) any = true;
+  }
+  if (!any) return;
+  g.toposort();
+  eliminate_dead_code(g);
 }
 
 }  // namespace tessera

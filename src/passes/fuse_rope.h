@@ -19,4 +19,11 @@ namespace tessera {
 
 void fuse_rope(Graph& g);
 
+// rope_blocks (after merge_matmuls): a Split of X [..., W] along W whose
+// outputs are, but for at most one, read only as Rope(Reshape(output) to
+// [..., H, D]) -- Llama's q, k, v from one merged projection -- has those
+// Ropes read X directly with block = [column offset, H, D]; the one output
+// left becomes a Slice (V's copy alone), or the Split goes.
+void rope_blocks(Graph& g);
+
 }  // namespace tessera

@@ -73,6 +73,11 @@ PACKED_SHAPES = [(1, 12, 12, 128, 64, True, 1), (2, 8, 2, 100, 128, True, 0), (1
                  (4, 12, 12, 384, 64, True, 1)]
 PACKED_PARAMS = [pytest.param(*sh, id="packed_attention/B{}_Hq{}_Hkv{}_T{}_D{}_causal{}_out{}".format(*sh))
                  for sh in PACKED_SHAPES]
+# Llama's merged q/k/v projection output [B, T, (Hq + 2 Hkv)·D], Split, q and k Reshaped to
+# heads and rotated (the exporters' rotate-half chain, which fuse_rope makes a Rope): rope_blocks
+# has the Ropes read the merged tensor's columns and slices v. (B, T, Hq, Hkv, D)
+ROPE_BLOCK_SHAPES = [(2, 33, 4, 2, 128), (1, 7, 3, 1, 64)]
+ROPE_BLOCK_PARAMS = [pytest.param(*sh, id="rope_block/B{}_T{}_Hq{}_Hkv{}_D{}".format(*sh)) for sh in ROPE_BLOCK_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -152,6 +157,41 @@ def packed_attention_model(B, Hq, Hkv, T, D, causal, out_layout):
     return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask, (1, 1, 1, out_layout), packed=True)
 
 
+def rope_block_model(B, T, Hq, Hkv, D):
+    """x [B, T, W] -> Split -> q, k to [B, T, H, D], x·cos + rotate_half(x)·sin; v as it is. f16."""
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    W, half = (Hq + 2 * Hkv) * D, D // 2
+    i64 = lambda name, v: nh.from_array(np.array(v, np.int64), name)
+    inits = [i64("sizes", [Hq * D, Hkv * D, Hkv * D]), i64("zero", [0]), i64("half", [half]), i64("end", [D]), i64("last", [-1])]
+    nodes = [h.make_node("Split", ["x", "sizes"], ["qf", "kf", "v"], axis=-1)]
+    for x, H in (("q", Hq), ("k", Hkv)):
+        inits.append(i64(x + "_heads", [B, T, H, D]))
+        nodes += [h.make_node("Reshape", [x + "f", x + "_heads"], [x]),
+                  h.make_node("Slice", [x, "zero", "half", "last"], [x + "1"]),
+                  h.make_node("Slice", [x, "half", "end", "last"], [x + "2"]),
+                  h.make_node("Neg", [x + "2"], [x + "n"]),
+                  h.make_node("Concat", [x + "n", x + "1"], [x + "r"], axis=-1),
+                  h.make_node("Mul", [x, "cos"], [x + "c"]), h.make_node("Mul", [x + "r", "sin"], [x + "s"]),
+                  h.make_node("Add", [x + "c", x + "s"], [x + "_rot"])]
+    ins = [h.make_tensor_value_info("x", TP.FLOAT16, [B, T, W])] + [
+        h.make_tensor_value_info(t, TP.FLOAT16, [1, T, 1, D]) for t in ("cos", "sin")]
+    outs = [h.make_tensor_value_info("q_rot", TP.FLOAT16, [B, T, Hq, D]), h.make_tensor_value_info("k_rot", TP.FLOAT16, [B, T, Hkv, D]),
+            h.make_tensor_value_info("v", TP.FLOAT16, [B, T, Hkv * D])]
+    m = h.make_model(h.make_graph(nodes, "rope_block", ins, outs, inits), opset_imports=[h.make_opsetid("", 18)])
+    rng = np.random.default_rng()
+    ang = rng.uniform(0, 6.3, (1, T, 1, half))
+    feeds = {"x": rng.standard_normal((B, T, W)).astype(np.float16),
+             "cos": np.cos(np.concatenate([ang, ang], -1)).astype(np.float16),
+             "sin": np.sin(np.concatenate([ang, ang], -1)).astype(np.float16)}
+    x, cs, sn = (feeds[t].astype(np.float64) for t in ("x", "cos", "sin"))
+    rot = lambda a: np.concatenate([-a[..., half:], a[..., :half]], -1)
+    q = x[..., :Hq * D].reshape(B, T, Hq, D)
+    k = x[..., Hq * D:(Hq + Hkv) * D].reshape(B, T, Hkv, D)
+    ref = {"q_rot": (q * cs + rot(q) * sn).astype(np.float16), "k_rot": (k * cs + rot(k) * sn).astype(np.float16),
+           "v": feeds["x"][..., (Hq + Hkv) * D:]}
+    return m, feeds, ref
+
+
 def decode_attention_model(B, Hq, Hkv, Tq, Tk, D, dtype, visible, layout=(0, 0, 0, 0)):
     """Few query rows against a longer cache; key j is visible to query row i when j < visible + i
     (no mask when visible is None)."""
@@ -166,6 +206,7 @@ def _add_attention_cases(d, manifest, refs):
     cases += [(p, *decode_attention_model(*p.values)) for p in DECODE_PARAMS]
     cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
     cases += [(p, *packed_attention_model(*p.values), HALF_TOL) for p in PACKED_PARAMS]
+    cases += [(p, *rope_block_model(*p.values), HALF_TOL) for p in ROPE_BLOCK_PARAMS]
     for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
@@ -260,6 +301,11 @@ def test_model_cuda(batch, pid):
 
 @pytest.mark.parametrize("pid", [p.id for p in PACKED_PARAMS])
 def test_packed_attention_cuda(batch, pid):
+    _check(batch, pid)
+
+
+@pytest.mark.parametrize("pid", [p.id for p in ROPE_BLOCK_PARAMS])
+def test_rope_block_cuda(batch, pid):
     _check(batch, pid)
 
 

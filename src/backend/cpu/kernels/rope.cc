@@ -1,12 +1,30 @@
 // Rope (ops/rope.cc) on the CPU: each element with its rotation partner, in
-// double, rounded once into X's dtype.
+// double, rounded once into X's dtype (a block of X's columns first copied out).
+#include <algorithm>
+
 #include "backend/cpu/loops.h"
 
 namespace tessera::cpu {
 namespace {
 
+// X's columns [begin, begin + heads·D) as [..., heads, D] (the block attribute).
+Tensor block_of(const Tensor& x, const std::vector<int64_t>& b, const KernelContext& c) {
+  const int64_t w = x.rank() ? x.dim(-1) : 0;
+  if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] <= 0 || b[0] + b[1] * b[2] > w) c.error("block does not fit X ", to_string(x.shape()));
+  const int64_t width = b[1] * b[2];
+  Shape s(x.shape().begin(), x.shape().end() - 1);
+  s.push_back(b[1]);
+  s.push_back(b[2]);
+  Tensor y = Tensor::empty(DType::f64, s);
+  const int64_t rows = x.numel() / w;
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy_n(x.data<double>() + r * w + b[0], width, y.data<double>() + r * width);
+  return y;
+}
+
 void k_rope(KernelContext& c) {
   Tensor x = c.input(0).cast(DType::f64), cs = c.input(1).cast(DType::f64), sn = c.input(2).cast(DType::f64);
+  if (c.attrs().has("block")) x = block_of(x, c.attrs().get_ints("block"), c);
   bool interleaved = c.attrs().get_int("interleaved", 0) != 0;
   int64_t d = x.rank() ? x.dim(-1) : 0, half = d / 2;
   if (d % 2) c.error("head dim ", d, " is odd");

@@ -4,6 +4,7 @@
 // its rotation partners, cos and sin, and the broadcast offsets worked out
 // once per chunk. Otherwise one thread per element (on an H200 that took
 // 118 us for Llama's [1, 2048, 32, 128] bf16 Q: 64-bit divisions per element).
+// With the block attribute X is a wider tensor whose column block Y rotates.
 #include <algorithm>
 
 #include "backend/cuda/device_util.cuh"
@@ -14,12 +15,17 @@ namespace {
 
 constexpr int kMaxRank = 8;
 
-// X's dims and each table's strides along them (0 where the table broadcasts).
+// Y's dims and each table's strides along them (0 where the table broadcasts).
+// Y's element i reads X at xi(i): rows of `out_row` elements of Y are columns
+// [begin, begin + out_row) of X's rows of `in_row` (the block attribute; without
+// it in_row = out_row = d and begin = 0, so xi(i) = i).
 struct RopeDims {
   int rank;
   int64_t dims[kMaxRank], cos_st[kMaxRank], sin_st[kMaxRank];
   int64_t n, d;
+  int64_t in_row, out_row, begin;
   bool interleaved;
+  __device__ __forceinline__ int64_t xi(int64_t i) const { return (i / out_row) * in_row + begin + i % out_row; }
 };
 
 template <typename T>
@@ -35,9 +41,9 @@ __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, c
       oc += idx * r.cos_st[a];
       os += idx * r.sin_st[a];
     }
-    const int64_t j = i % r.d;
-    C rot = r.interleaved ? (j % 2 ? load(x, i - 1) : -load(x, i + 1)) : (j < half ? -load(x, i + half) : load(x, i - half));
-    store(y, i, load(x, i) * load(cs, oc) + rot * load(sn, os));
+    const int64_t j = i % r.d, k = r.xi(i);
+    C rot = r.interleaved ? (j % 2 ? load(x, k - 1) : -load(x, k + 1)) : (j < half ? -load(x, k + half) : load(x, k - half));
+    store(y, i, load(x, k) * load(cs, oc) + rot * load(sn, os));
   }
 }
 
@@ -56,9 +62,10 @@ __global__ void rope_vec(const T* __restrict__ x, const T* __restrict__ cs, cons
       oc += idx * r.cos_st[a];
       os += idx * r.sin_st[a];
     }
-    uint4 xr = __ldg(reinterpret_cast<const uint4*>(x + i)), cr = __ldg(reinterpret_cast<const uint4*>(cs + oc)),
+    const int64_t k = r.xi(i);
+    uint4 xr = __ldg(reinterpret_cast<const uint4*>(x + k)), cr = __ldg(reinterpret_cast<const uint4*>(cs + oc)),
           sr = __ldg(reinterpret_cast<const uint4*>(sn + os)), pr = xr;
-    if (!r.interleaved) pr = __ldg(reinterpret_cast<const uint4*>(x + (j < half ? i + half : i - half)));
+    if (!r.interleaved) pr = __ldg(reinterpret_cast<const uint4*>(x + (j < half ? k + half : k - half)));
     const T *xe = reinterpret_cast<const T*>(&xr), *ce = reinterpret_cast<const T*>(&cr),
             *se = reinterpret_cast<const T*>(&sr), *pe = reinterpret_cast<const T*>(&pr);
     uint4 out;
@@ -77,6 +84,7 @@ __global__ void rope_vec(const T* __restrict__ x, const T* __restrict__ cs, cons
 bool vec_fits(const RopeDims& r, size_t elem, std::initializer_list<const void*> ptrs) {
   const int64_t v = int64_t(16 / elem);
   if (elem > 4 || r.rank < 1 || r.d % (2 * v) || r.cos_st[r.rank - 1] != 1 || r.sin_st[r.rank - 1] != 1) return false;
+  if (r.in_row % v || r.begin % v || r.out_row % v) return false;
   for (int a = 0; a + 1 < r.rank; ++a)
     if (r.cos_st[a] % v || r.sin_st[a] % v) return false;
   for (const void* p : ptrs)
@@ -86,16 +94,25 @@ bool vec_fits(const RopeDims& r, size_t elem, std::initializer_list<const void*>
 
 void k_rope(KernelContext& ctx) {
   const Tensor &x = ctx.input(0), &cs = ctx.input(1), &sn = ctx.input(2);
-  if (x.rank() > kMaxRank) ctx.error("rank ", x.rank(), " is above the ", kMaxRank, " this kernel takes");
-  if (cs.rank() > x.rank() || sn.rank() > x.rank()) ctx.error("a table has a higher rank than X");
+  const Tensor& y = ctx.output(0);
+  if (y.rank() > kMaxRank) ctx.error("rank ", y.rank(), " is above the ", kMaxRank, " this kernel takes");
+  if (cs.rank() > y.rank() || sn.rank() > y.rank()) ctx.error("a table has a higher rank than Y");
   RopeDims r{};
-  r.rank = int(x.rank());
-  for (int a = 0; a < r.rank; ++a) r.dims[a] = x.dim(a);
-  std::vector<int64_t> cos_st = broadcast_strides(cs.shape(), x.shape()), sin_st = broadcast_strides(sn.shape(), x.shape());
+  r.rank = int(y.rank());
+  for (int a = 0; a < r.rank; ++a) r.dims[a] = y.dim(a);
+  std::vector<int64_t> cos_st = broadcast_strides(cs.shape(), y.shape()), sin_st = broadcast_strides(sn.shape(), y.shape());
   std::copy(cos_st.begin(), cos_st.end(), r.cos_st);
   std::copy(sin_st.begin(), sin_st.end(), r.sin_st);
-  r.n = x.numel();
-  r.d = r.rank ? x.dim(-1) : 0;
+  r.n = y.numel();
+  r.d = r.rank ? y.dim(-1) : 0;
+  r.in_row = r.out_row = std::max<int64_t>(r.d, 1);
+  if (ctx.attrs().has("block")) {
+    const std::vector<int64_t> b = ctx.attrs().get_ints("block");
+    const int64_t w = x.rank() ? x.dim(-1) : 0;
+    if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] != r.d || b[0] + b[1] * b[2] > w || x.numel() / std::max<int64_t>(w, 1) * b[1] * b[2] != r.n)
+      ctx.error("block does not fit X ", to_string(x.shape()), " and Y ", to_string(y.shape()));
+    r.in_row = w, r.out_row = b[1] * b[2], r.begin = b[0];
+  }
   r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
   if (r.n == 0) return;
   if (r.d % 2) ctx.error("head dim ", r.d, " is odd");
