@@ -4,6 +4,7 @@
 #   bench/run_gpu.sh generate        tessera generate --target cuda vs transformers on the GPU (tests/python/test_cuda_generate.py)
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
 #   bench/run_gpu.sh inspect         after bench: tessera inspect of each engine (CASES="..." picks the cases, TOP=N the profile's length)
+#   bench/run_gpu.sh ncu             after bench: Nsight Compute's speed of light per kernel of one run (NCU_CASES="...")
 #   bench/run_gpu.sh attention_variants  after bench: the attention engines with TESSERA_ATTENTION=flash (tessera's kernels, not cuDNN's)
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
@@ -70,6 +71,16 @@ for stage in "$@"; do
       # after bench: each engine's layers (what the passes left), for the launch-bound cases
       for c in $CASES; do
         [ -f $PM/$c.tsr ] && { echo "### $c"; "$G/tessera" inspect $PM/$c.tsr 2>&1; } >> "$OUT/inspect.txt"
+      done ;;
+    ncu)
+      # after bench: each kernel of one run of NCU_CASES under Nsight Compute (duration, DRAM and SM
+      # throughput); needs profiling permission on the machine
+      for c in ${NCU_CASES:-llama_layer_B64T1}; do
+        [ -f $PM/$c.tsr ] || continue
+        echo "### $c" >> "$OUT/ncu.txt"
+        timeout 200 ncu --section SpeedOfLight --csv --launch-count ${NCU_LAUNCHES:-40} "$G/tessera" bench $PM/$c.tsr \
+          --warmup 0 --iterations 1 --no-cuda-graph 2>&1 | grep -E '"(Duration|DRAM Throughput|Compute \(SM\) Throughput)"|ERR|rror' |
+          awk -F'","' '{print substr($5, 1, 70) " | " $(NF-2) " " $(NF-1) " " $NF}' >> "$OUT/ncu.txt"
       done ;;
     attention_variants)
       # after bench: the engines with attention again, tessera's own attention kernels instead of cuDNN's

@@ -16,7 +16,8 @@
 namespace tessera::cuda {
 namespace {
 
-// 2: split-K variants are timed too, so version-1 entries were chosen from fewer candidates.
+// 2: split-K variants and, for few output tiles, 4x the candidates are timed too, so version-1
+// entries were chosen from fewer.
 constexpr int kCacheVersion = 2;
 
 // Device buffers for one timing session, freed on every path out.
@@ -135,9 +136,12 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   void* b = buf.get(size_t(p.batch * p.k * p.n) * es);
   void* d = buf.get(size_t(p.batch * p.m * p.n) * es);
   void* bias = p.bias ? buf.get(size_t(p.n) * es) : nullptr;
-  std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, candidates, 256, bias);
+  // Few output tiles: the heuristic's ranking is least sure there (the GEMM is bound by how fast
+  // a few dozen CTAs stream the weight), so 4x as many candidates, and their split-K versions.
+  const bool few = few_tiles(dev, p);
+  std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, few ? 4 * candidates : candidates, 256, bias);
   if (cands.empty()) return out;
-  if (few_tiles(dev, p)) {
+  if (few) {
     const size_t n = cands.size();
     for (size_t i = 0; i < n; ++i)
       for (const cublasLtMatmulAlgo_t& a : split_k_variants(cands[i].algo)) {

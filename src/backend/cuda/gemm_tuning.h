@@ -22,7 +22,8 @@ struct TunedAlgo {
   int candidates = 0;         // how many were timed
 };
 
-// Time up to `candidates` heuristic algorithms for `p` (warm-up, then the
+// Time up to `candidates` heuristic algorithms for `p` (4x as many, and split-K versions of
+// each, when its output tiles are too few to fill the GPU) (warm-up, then the
 // median of a few CUDA-event timings each) on fresh buffers; the fastest wins.
 TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates = 8);
 
