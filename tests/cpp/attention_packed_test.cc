@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backend/cpu/executor.h"
+#include "graph_test_util.h"
 #include "ir/op_registry.h"
 #include "passes/fuse_attention.h"
 #include "passes/pass_manager.h"
@@ -64,17 +65,8 @@ void build(Graph& g, const Case& c) {
   infer_shapes(g);
 }
 
-int count(const Graph& g, const std::string& op) {
-  int n = 0;
-  for (auto& node : g.nodes()) n += node->op == op;
-  return n;
-}
-
-const Node* find(const Graph& g, const std::string& op) {
-  for (auto& node : g.nodes())
-    if (node->op == op) return node.get();
-  return nullptr;
-}
+using test::count_op;
+using test::find_op;
 
 }  // namespace
 
@@ -86,9 +78,9 @@ TEST(AttentionPacked, PassReadsTheFusedProjectionWithoutTheSplit) {
     build(g, c);
     attention_layout(g);
     const std::string what = "Hq " + std::to_string(c.hq) + " Hkv " + std::to_string(c.hkv);
-    EXPECT_EQ(count(g, "Split"), 0) << what;
-    EXPECT_EQ(count(g, "Reshape"), 0) << what;
-    const Node* a = find(g, "Attention");
+    EXPECT_EQ(count_op(g, "Split"), 0u) << what;
+    EXPECT_EQ(count_op(g, "Reshape"), 0u) << what;
+    const Node* a = find_op(g, "Attention");
     ASSERT_NE(a, nullptr) << what;
     EXPECT_EQ(a->attrs.get_ints("packed"), (std::vector<int64_t>{c.hq, c.hkv})) << what;
     for (size_t i = 0; i < 3; ++i) EXPECT_EQ(a->inputs[i]->name, "qkv") << what;
@@ -106,8 +98,8 @@ TEST(AttentionPacked, PassLeavesOtherSplitsAlone) {
     Graph g;
     build(g, c);
     attention_layout(g);
-    EXPECT_EQ(count(g, "Split"), 1) << (c.swap_kv ? "K and V swapped" : "a Split output also a graph output");
-    EXPECT_FALSE(find(g, "Attention")->attrs.has("packed"));
+    EXPECT_EQ(count_op(g, "Split"), 1u) << (c.swap_kv ? "K and V swapped" : "a Split output also a graph output");
+    EXPECT_FALSE(find_op(g, "Attention")->attrs.has("packed"));
   }
 }
 
@@ -125,12 +117,7 @@ std::string message(const Shape& x, const Attribute& packed, std::vector<int64_t
   Value* out = g.add_value("y", DType::f32, {});
   g.add_node("Attention", "blocks.3/attn", {in, in, in}, {out}, a);
   g.outputs = {out};
-  try {
-    infer_shapes(g);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error) " + to_string(out->shape);
+  return test::inference_message(g);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "backend/cpu/kernel_registry.h"
 #include "ir/graph.h"
+#include "passes/pass_manager.h"
 
 namespace tessera::test {
 
@@ -40,6 +41,23 @@ inline size_t count_op(const Graph& g, const std::string& op) {
   size_t n = 0;
   for (auto& node : g.nodes()) n += node->op == op;
   return n;
+}
+
+// The first node of `op`, or null.
+inline const Node* find_op(const Graph& g, const std::string& op) {
+  for (auto& node : g.nodes())
+    if (node->op == op) return node.get();
+  return nullptr;
+}
+
+// What shape inference of `g` throws, or "(no error) " and the first output's shape.
+inline std::string inference_message(Graph& g) {
+  try {
+    infer_shapes(g);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error) " + to_string(g.outputs.at(0)->shape);
 }
 
 }  // namespace tessera::test

@@ -279,33 +279,14 @@ def test_op_cuda(batch, pid):
     _check(batch, pid)
 
 
-@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS])
-def test_attention_cuda(batch, pid):
-    _check(batch, pid)
-
-
-@pytest.mark.parametrize("pid", [p.id for p in DECODE_PARAMS])
-def test_decode_attention_cuda(batch, pid):
-    _check(batch, pid)
-
-
-@pytest.mark.parametrize("pid", [p.id for p in LAYOUT_PARAMS])
-def test_layout_attention_cuda(batch, pid):
+# The fused patterns' own cases: attention (prefill, decode, layouts, packed) and Rope blocks.
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + DECODE_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS + ROPE_BLOCK_PARAMS])
+def test_pattern_cuda(batch, pid):
     _check(batch, pid)
 
 
 @pytest.mark.parametrize("pid", [p.id for p in MODEL_PARAMS])
 def test_model_cuda(batch, pid):
-    _check(batch, pid)
-
-
-@pytest.mark.parametrize("pid", [p.id for p in PACKED_PARAMS])
-def test_packed_attention_cuda(batch, pid):
-    _check(batch, pid)
-
-
-@pytest.mark.parametrize("pid", [p.id for p in ROPE_BLOCK_PARAMS])
-def test_rope_block_cuda(batch, pid):
     _check(batch, pid)
 
 
