@@ -7,6 +7,8 @@
 
 #include <cudnn_frontend.h>
 
+#include "core/error.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
@@ -76,11 +78,14 @@ std::string Sdpa::run(cudnnContext* handle, cudaStream_t stream, const void* q, 
   return failed(impl_->graph.execute(handle, pack, workspace), "execute");
 }
 
+bool cudnn_attention_from(const char* env) {
+  if (!env || !*env || std::strcmp(env, "cudnn") == 0) return true;
+  if (std::strcmp(env, "flash") == 0) return false;
+  fail(ErrorKind::InvalidArgument, "TESSERA_ATTENTION=", env, " is not one of: cudnn (the default), flash");
+}
+
 bool sdpa_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("TESSERA_ATTENTION");
-    return !(e && std::strcmp(e, "flash") == 0);
-  }();
+  static const bool on = cudnn_attention_from(std::getenv("TESSERA_ATTENTION"));
   return on;
 }
 

@@ -44,8 +44,11 @@ class Sdpa {
   std::unique_ptr<Impl> impl_;
 };
 
-// False when TESSERA_ATTENTION=flash: tessera's own kernels run every shape
-// (the parity tests and the benchmark compare both).
+// TESSERA_ATTENTION: unset, "" or "cudnn" (cuDNN where it applies, the default) -> true;
+// "flash" (tessera's own kernels for every shape; the parity tests and the benchmark
+// compare both) -> false; anything else -> an InvalidArgument error naming the values.
+bool cudnn_attention_from(const char* env);
+// cudnn_attention_from($TESSERA_ATTENTION), read once per process.
 bool sdpa_enabled();
 
 }  // namespace tessera::cuda::dnn
