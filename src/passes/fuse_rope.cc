@@ -175,7 +175,7 @@ bool rope_blocks_of(Graph& g, Node& sp, const Uses& u) {
   int64_t col = 0, left = -1;
   for (size_t i = 0; i < sp.outputs.size(); ++i) {
     const Value* part = sp.outputs[i];
-    if (!part->rank_known || part->shape.size() != x->shape.size()) return false;
+    if (!part->rank_known || part->shape.size() != x->shape.size() || !is_static(part->shape)) return false;
     offset[i] = col, col += part->shape.back();
     ropes[i] = u.outputs.count(part) ? std::vector<Node*>{} : block_ropes(part, x->shape, u, heads[i], d[i]);
     if (ropes[i].empty()) {

@@ -2,7 +2,9 @@
 // (backend/cpu/kernels/attention.cc): scale, then the additive mask, then
 // causal (key j kept for query i when j <= i, top-left), then softmax, then ·V.
 //
-// Three kernels:
+// f16/bf16 prefills without an additive mask whose flash grid fills the GPU
+// run cuDNN's fused SDPA (attention_dnn.h, run_cudnn below); the rest runs on
+// three kernels of tessera's own:
 //  * decode_fwd (+ decode_combine): at most 8 query rows (a decode step),
 //    f16/bf16/f32, head dim 64 or 128: a block per query row and split of
 //    128 keys, partials merged in split order (see below).
@@ -26,8 +28,9 @@
 // so they never overflow to -inf (a row masked that way stays uniform).
 //
 // Layouts: Q, K, V and O are each [B, H, T, D] or [B, T, H, D] (the layout
-// attribute); every kernel addresses a row (b, h, t) through that tensor's
-// element strides (Strides below), D contiguous. The 16-byte loads and stores
+// attribute), or Q, K and V are column blocks of one [B, T, W] input (packed);
+// every kernel addresses a row (b, h, t) through that operand's element
+// strides and base pointer (rules::geometry, Ptrs below), D contiguous. The 16-byte loads and stores
 // stay aligned in both layouts: every stride is a multiple of D (64 or 128
 // on those paths) and the base pointers are checked to be 16-byte aligned.
 #include <cuda_bf16.h>
