@@ -30,8 +30,9 @@
 //
 // attention_layout (at the end of this file) then absorbs the head-split and
 // head-merge Transposes(perm = [0, 2, 1, 3]) around each Attention into its
-// layout attribute, and a Split of one fused QKV projection into its packed
-// attribute; see fuse_attention.h.
+// layout attribute; pack_attention_qkv (after merge_matmuls) reads a Split
+// of one fused QKV projection through the packed attribute; see
+// fuse_attention.h.
 #include "passes/fuse_attention.h"
 
 #include <cmath>
@@ -492,17 +493,18 @@ void attention_layout(Graph& g) {
     if (!u) u.emplace(g);
     if (absorb_transposes(g, *n, *u, views)) any = true, u.reset();  // readers changed: recount for the next node
   }
-  if (any) {
-    g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
-    eliminate_dead_code(g);  // the absorbed Transposes, which still read the head-split Reshapes
-  }
-  // Then the packed reads, once each head split's Reshape has no reader but its Attention.
+  if (!any) return;
+  g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
+  eliminate_dead_code(g);
+}
+
+void pack_attention_qkv(Graph& g) {
+  std::optional<Uses> u;
   bool packed = false;
-  u.reset();
   for (auto& n : g.nodes()) {
     if (n->op != "Attention" || !n->domain.empty()) continue;
     if (!u) u.emplace(g);
-    if (pack_qkv(*n, *u)) packed = true, u.reset();
+    if (pack_qkv(*n, *u)) packed = true, u.reset();  // readers changed: recount for the next node
   }
   if (packed) eliminate_dead_code(g);
 }

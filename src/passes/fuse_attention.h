@@ -11,11 +11,13 @@
 // entry 1; the Transpose goes). A Q or K that is Rope(such a Transpose) is
 // read the same way: the Rope runs on the untransposed [B, T, H, D] with its
 // cos/sin tables viewed as [.., T, 1, D] (static tables that broadcast over
-// heads only). Then, when Q, K and V (all read seq-major) are Reshapes of the
-// three outputs of one Split of a [B, T, W] tensor along W (GPT-2's fused
-// c_attn projection, Q then K then V), the Attention reads that tensor itself
-// with packed = [Hq, Hkv], and the Split's copies go. Everything else is left
-// as it is.
+// heads only). Everything else is left as it is.
+//
+// pack_attention_qkv (after merge_matmuls and rope_blocks): when Q, K and V
+// (all read seq-major) are Reshapes of the three outputs of one Split of a
+// [B, T, W] tensor along W (GPT-2's fused c_attn projection, or BERT's q/k/v
+// merged by merge_matmuls; Q then K then V), the Attention reads that tensor
+// itself with packed = [Hq, Hkv], and the Split's copies go.
 #pragma once
 #include "ir/graph.h"
 
@@ -23,5 +25,6 @@ namespace tessera {
 
 void fuse_attention(Graph& g);
 void attention_layout(Graph& g);
+void pack_attention_qkv(Graph& g);
 
 }  // namespace tessera

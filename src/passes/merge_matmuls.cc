@@ -36,15 +36,50 @@ Tensor concat_columns(const std::vector<Node*>& group, int64_t k, int64_t n_tota
   return w;
 }
 
-void merge(Graph& g, const std::vector<Node*>& group, std::unordered_set<const Node*>& dead) {
+// The Add of a constant bias [N] (or [1, .., N]) of the MatMul's dtype that alone reads `mm`'s
+// output and alone reads the bias (BERT's and Qwen's q/k/v Linear layers); null if none.
+Node* bias_add(const Node& mm, const Uses& u) {
+  const Value* y = mm.outputs[0];
+  Node* add = u.sole_reader(y);
+  if (!add || add->op != "Add" || !add->domain.empty() || add->inputs.size() != 2 || add->outputs.size() != 1) return nullptr;
+  const Value* b = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+  if (b == y || !b->is_constant() || b->dtype != y->dtype || u.count(b) != 1 || b->shape.empty()) return nullptr;
+  if (numel(b->shape) != b->shape.back() || b->shape.back() != mm.inputs[1]->shape[1] || b->shape.size() > y->shape.size())
+    return nullptr;
+  return add;
+}
+
+// The biases side by side, as one [N_0 + N_1 + ...] vector.
+Tensor concat_biases(const std::vector<Node*>& adds, const std::vector<Node*>& group) {
+  DType dt = adds[0]->outputs[0]->dtype;
+  size_t es = dtype_size(dt);
+  int64_t total = 0;
+  for (const Node* mm : group) total += mm->inputs[1]->shape[1];
+  Tensor out = Tensor::empty(dt, {total});
+  size_t at = 0;
+  for (size_t i = 0; i < adds.size(); ++i) {
+    const Value* y = group[i]->outputs[0];
+    const Tensor& b = *(adds[i]->inputs[0] == y ? adds[i]->inputs[1] : adds[i]->inputs[0])->constant;
+    std::memcpy(static_cast<char*>(out.raw()) + at, b.raw(), size_t(b.numel()) * es);
+    at += size_t(b.numel()) * es;
+  }
+  return out;
+}
+
+void merge(Graph& g, const std::vector<Node*>& group, const Uses& u, std::unordered_set<const Node*>& dead) {
   Node& first = *group[0];
+  // Every member's bias Add joins the merged GEMM (one Add before the Split), or none does.
+  std::vector<Node*> adds;
+  for (Node* mm : group)
+    if (Node* a = bias_add(*mm, u)) adds.push_back(a);
+  if (adds.size() != group.size()) adds.clear();
   int64_t k = first.inputs[1]->shape[0], n_total = 0;
   std::vector<int64_t> sizes;
   std::vector<Value*> outs;
   for (Node* mm : group) {
     sizes.push_back(mm->inputs[1]->shape[1]);
     n_total += sizes.back();
-    outs.push_back(mm->outputs[0]);
+    outs.push_back(adds.empty() ? mm->outputs[0] : adds[outs.size()]->outputs[0]);
   }
   Value* w = g.add_constant(g.unique_name(first.name + ".merged_weight"), concat_columns(group, k, n_total));
   Shape y_shape = first.outputs[0]->shape;
@@ -53,11 +88,21 @@ void merge(Graph& g, const std::vector<Node*>& group, std::unordered_set<const N
   Attributes a;
   a.set("axis", int64_t(-1));
   g.add_node("MatMul", first.name + ".merged", {first.inputs[0], w}, {y});
+  if (!adds.empty()) {
+    Value* yb = g.add_value(g.unique_name(first.name + ".merged_bias"), y->dtype, y_shape);
+    g.add_node("Add", first.name + ".merged_bias",
+               {y, g.add_constant(g.unique_name(first.name + ".merged_bias_value"), concat_biases(adds, group))}, {yb});
+    y = yb;
+  }
   g.add_node("Split", first.name + ".merged_split", {y, g.add_constant(g.unique_name(first.name + ".split"), Tensor::vector_i64(sizes))},
              outs, std::move(a));
   for (Node* mm : group) {
     mm->outputs.clear();
     dead.insert(mm);
+  }
+  for (Node* add : adds) {
+    add->outputs.clear();
+    dead.insert(add);
   }
 }
 
@@ -79,7 +124,7 @@ void merge_matmuls(Graph& g) {
     int64_t n_total = 0;
     for (const Node* mm : group) n_total += mm->inputs[1]->shape[1];
     if (group.size() < 2 || n_total > kMergeMaxN) continue;
-    merge(g, group, dead);
+    merge(g, group, u, dead);
   }
   if (dead.empty()) return;
   g.remove_nodes_if([&](const Node& n) { return dead.count(&n) != 0; });

@@ -1,7 +1,10 @@
 // merge_matmuls: sibling MatMuls that read one activation A [.., K] with
 // constant 2-D weights [K, N_i] of A's float dtype become one MatMul on the
 // weights concatenated along N, then a Split of its output along the last
-// axis into the old outputs: Llama's q/k/v projections run as one GEMM. Only
+// axis into the old outputs: Llama's q/k/v projections run as one GEMM. When
+// each MatMul's one reader adds a constant bias [N_i] (BERT's Linear layers),
+// the biases join too: one Add of [N_0 + N_1 + ...] before the Split (which
+// fuse_gemm_epilogue puts in the GEMM's epilogue). Only
 // when every N_i is a multiple of 8 and the sum is at most kMergeMaxN (the
 // wide MLP projections are efficient alone, and their Split would copy more
 // than the launch saves). Runs after fuse_attention and before

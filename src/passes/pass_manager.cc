@@ -48,7 +48,8 @@ std::vector<Pass> default_passes(const Settings& s) {
   // Fusions run for every target, so the CPU reference kernels of the fused
   // ops prove them in CI. Pattern passes come before fuse_elementwise, which
   // would otherwise absorb their elementwise ops. Order:
-  // fuse_rmsnorm, fuse_rope, fuse_attention, attention_layout, merge_matmuls, rope_blocks, fuse_gemm_epilogue, [autocast],
+  // fuse_rmsnorm, fuse_rope, fuse_attention, attention_layout, merge_matmuls, rope_blocks, pack_attention_qkv,
+  // fuse_gemm_epilogue, [autocast],
   // fuse_gemm_residual, fuse_elementwise.
   p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
   p.push_back({"fuse_rope", fuse_rope});
@@ -56,6 +57,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   p.push_back({"attention_layout", attention_layout});  // absorbs the head Transposes; before autocast would put Casts between them
   p.push_back({"merge_matmuls", merge_matmuls});
   p.push_back({"rope_blocks", rope_blocks});  // Llama's merged q/k/v Split: the Ropes read their blocks
+  p.push_back({"pack_attention_qkv", pack_attention_qkv});  // GPT-2's / BERT's q/k/v Split: Attention reads it packed
   p.push_back({"fuse_gemm_epilogue", fuse_gemm_epilogue});
   if (s.enable_autocast) {
     // After the pattern fusions (which match fp32 graphs), before fuse_elementwise (which absorbs the casts).

@@ -1,5 +1,5 @@
 // Attention's packed attribute (ops/attention.cc, ops/attention_rules.h) and
-// the attention_layout step that makes it (passes/fuse_attention.cc): a fused
+// the pack_attention_qkv pass that makes it (passes/fuse_attention.cc): a fused
 // QKV projection's output [B, T, (Hq + 2 Hkv)·D], split along W into Q, K, V,
 // each Reshaped to [B, T, H, D], is read by Attention directly; the CPU result
 // is bitwise the one through the Split; near misses keep their Split; bad
@@ -76,7 +76,7 @@ TEST(AttentionPacked, PassReadsTheFusedProjectionWithoutTheSplit) {
     Graph ref, g;
     build(ref, c);
     build(g, c);
-    attention_layout(g);
+    pack_attention_qkv(g);
     const std::string what = "Hq " + std::to_string(c.hq) + " Hkv " + std::to_string(c.hkv);
     EXPECT_EQ(count_op(g, "Split"), 0u) << what;
     EXPECT_EQ(count_op(g, "Reshape"), 0u) << what;
@@ -97,7 +97,7 @@ TEST(AttentionPacked, PassLeavesOtherSplitsAlone) {
   for (Case c : {Case{.swap_kv = true}, Case{.expose_part = true}}) {
     Graph g;
     build(g, c);
-    attention_layout(g);
+    pack_attention_qkv(g);
     EXPECT_EQ(count_op(g, "Split"), 1u) << (c.swap_kv ? "K and V swapped" : "a Split output also a graph output");
     EXPECT_FALSE(find_op(g, "Attention")->attrs.has("packed"));
   }

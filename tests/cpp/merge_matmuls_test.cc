@@ -17,8 +17,10 @@ using test::random_f32;
 using test::run_graph;
 
 // x [2, 3, 16] → MatMul by W_i [16, n_i] for each n_i, each output a graph output.
-// `shared_weight`: the first weight also feeds a Neg (another reader).
-Graph projections(const std::vector<int64_t>& ns, std::mt19937& rng, bool shared_weight = false) {
+// `shared_weight`: the first weight also feeds a Neg (another reader). `biases`: each
+// MatMul is followed by an Add of a constant [n_i] (the first `biases` of them; the
+// Add's output is then the graph output).
+Graph projections(const std::vector<int64_t>& ns, std::mt19937& rng, bool shared_weight = false, size_t biases = 0) {
   Graph g;
   Value* x = g.add_value("x", DType::f32, {2, 3, 16});
   g.inputs = {x};
@@ -26,6 +28,12 @@ Graph projections(const std::vector<int64_t>& ns, std::mt19937& rng, bool shared
     Value* w = g.add_constant("w" + std::to_string(i), random_f32({16, ns[i]}, rng));
     Value* y = g.add_value("y" + std::to_string(i), DType::f32, {});
     g.add_node("MatMul", "proj" + std::to_string(i), {x, w}, {y});
+    if (i < biases) {
+      Value* yb = g.add_value("yb" + std::to_string(i), DType::f32, {});
+      Value* bias = g.add_constant("b" + std::to_string(i), random_f32({ns[i]}, rng));
+      g.add_node("Add", "bias" + std::to_string(i), i % 2 ? std::vector<Value*>{bias, y} : std::vector<Value*>{y, bias}, {yb});
+      y = yb;
+    }
     g.outputs.push_back(y);
     if (shared_weight && i == 0) {
       Value* e = g.add_value("neg_w", DType::f32, {});
@@ -50,6 +58,23 @@ TEST(MergeMatmuls, SiblingProjectionsBecomeOneGemmAndASplitWithTheSameResults) {
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_EQ(got[i].shape(), want[i].shape()) << i;
     for (int64_t j = 0; j < got[i].numel(); ++j) ASSERT_EQ(got[i].data<float>()[j], want[i].data<float>()[j]) << i << "/" << j;
+  }
+}
+
+TEST(MergeMatmuls, TheirBiasAddsJoinAsOneAddBeforeTheSplit) {
+  for (size_t biases : {size_t(3), size_t(2)}) {  // all three biased: merged; two of three: the Adds stay after the Split
+    std::mt19937 rng(33), rng2(33);
+    Graph plain = projections({16, 8, 8}, rng, false, biases), g = projections({16, 8, 8}, rng2, false, biases);
+    merge_matmuls(g);
+    verify(g, "merge_matmuls");
+    EXPECT_EQ(count_op(g, "MatMul"), 1u) << biases;
+    EXPECT_EQ(count_op(g, "Add"), biases == 3 ? 1u : 2u) << biases;
+    std::map<std::string, Tensor> feeds = {{"x", random_f32({2, 3, 16}, rng)}};
+    std::vector<Tensor> want = run_graph(plain, feeds), got = run_graph(g, feeds);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      for (int64_t j = 0; j < got[i].numel(); ++j)
+        ASSERT_EQ(got[i].data<float>()[j], want[i].data<float>()[j]) << biases << ": " << i << "/" << j;
   }
 }
 
