@@ -483,30 +483,15 @@ bool pack_qkv(Node& n, const Uses& u) {
 }  // namespace
 
 void attention_layout(Graph& g) {
-  std::optional<Uses> u;
-  bool any = false;
   TableViews views;
-  std::vector<Node*> attention;  // collected first: looking through a Rope adds Reshape nodes
-  for (auto& n : g.nodes())
-    if (n->op == "Attention" && n->domain.empty()) attention.push_back(n.get());
-  for (Node* n : attention) {
-    if (!u) u.emplace(g);
-    if (absorb_transposes(g, *n, *u, views)) any = true, u.reset();  // readers changed: recount for the next node
-  }
-  if (!any) return;
+  // Looking through a Rope adds Reshape nodes: rewrite_each collects the Attention nodes first.
+  if (!rewrite_each(g, "Attention", [&](Node& n, const Uses& u) { return absorb_transposes(g, n, u, views); })) return;
   g.toposort();  // recomputes producers (each absorbed output's is its Attention now) and places the table Reshapes
   eliminate_dead_code(g);
 }
 
 void pack_attention_qkv(Graph& g) {
-  std::optional<Uses> u;
-  bool packed = false;
-  for (auto& n : g.nodes()) {
-    if (n->op != "Attention" || !n->domain.empty()) continue;
-    if (!u) u.emplace(g);
-    if (pack_qkv(*n, *u)) packed = true, u.reset();  // readers changed: recount for the next node
-  }
-  if (packed) eliminate_dead_code(g);
+  if (rewrite_each(g, "Attention", [](Node& n, const Uses& u) { return pack_qkv(n, u); })) eliminate_dead_code(g);
 }
 
 }  // namespace tessera

@@ -203,15 +203,7 @@ bool rope_blocks_of(Graph& g, Node& sp, const Uses& u) {
 }  // namespace
 
 void rope_blocks(Graph& g) {
-  std::vector<Node*> splits;
-  for (auto& n : g.nodes())
-    if (n->op == "Split" && n->domain.empty()) splits.push_back(n.get());
-  bool any = false;
-  for (Node* sp : splits) {
-    Uses u(g);
-    if (rope_blocks_of(g, *sp, u)) any = true;
-  }
-  if (!any) return;
+  if (!rewrite_each(g, "Split", [&](Node& sp, const Uses& u) { return rope_blocks_of(g, sp, u); })) return;
   g.toposort();
   eliminate_dead_code(g);
 }

@@ -1,6 +1,8 @@
 // Who reads each value of a graph, for the pattern-fusion passes: a chain
 // link can be absorbed only when its one reader is the next link.
 #pragma once
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -34,5 +36,22 @@ struct Uses {
     return v->producer;
   }
 };
+
+// Calls rewrite(node, uses) on every `op` node (of the default domain) the graph has now,
+// collected first so rewrites may add nodes; the readers are counted again only after a
+// rewrite returned true. True if any did.
+template <typename F>
+bool rewrite_each(Graph& g, const std::string& op, F&& rewrite) {
+  std::vector<Node*> nodes;
+  for (auto& n : g.nodes())
+    if (n->op == op && n->domain.empty()) nodes.push_back(n.get());
+  std::optional<Uses> u;
+  bool any = false;
+  for (Node* n : nodes) {
+    if (!u) u.emplace(g);
+    if (rewrite(*n, *u)) any = true, u.reset();
+  }
+  return any;
+}
 
 }  // namespace tessera
