@@ -19,22 +19,26 @@ bool mergeable(const Node& n, const Uses& u) {
   return is_float(a->dtype) && b->dtype == a->dtype && u.count(b) == 1 && b->shape[1] > 0 && b->shape[1] % 8 == 0;
 }
 
-// [K, N_0 + N_1 + ...]: the weights side by side.
-Tensor concat_columns(const std::vector<Node*>& group, int64_t k, int64_t n_total) {
-  DType dt = group[0]->inputs[1]->dtype;
+// Row-major [rows, N_i] tensors side by side as one of `shape` ([rows, N_0 + N_1 + ...], or
+// [N_0 + N_1 + ...] for rows = 1): the weights [K, N_i], or the biases [N_i].
+Tensor concat_columns(const std::vector<const Tensor*>& parts, const Shape& shape) {
+  DType dt = parts[0]->dtype();
   size_t es = dtype_size(dt);
-  Tensor w = Tensor::empty(dt, {k, n_total});
+  const int64_t n_total = shape.back(), rows = numel(shape) / n_total;
+  Tensor w = Tensor::empty(dt, shape);
   int64_t col = 0;
-  for (const Node* mm : group) {
-    const Tensor& b = *mm->inputs[1]->constant;
-    int64_t n = b.dim(1);
-    for (int64_t r = 0; r < k; ++r)
+  for (const Tensor* t : parts) {
+    int64_t n = t->numel() / rows;
+    for (int64_t r = 0; r < rows; ++r)
       std::memcpy(static_cast<char*>(w.raw()) + size_t(r * n_total + col) * es,
-                  static_cast<const char*>(b.raw()) + size_t(r * n) * es, size_t(n) * es);
+                  static_cast<const char*>(t->raw()) + size_t(r * n) * es, size_t(n) * es);
     col += n;
   }
   return w;
 }
+
+// The input of `add` that is not `y`.
+const Value* other_input(const Node& add, const Value* y) { return add.inputs[0] == y ? add.inputs[1] : add.inputs[0]; }
 
 // The Add of a constant bias [N] (or [1, .., N]) of the MatMul's dtype that alone reads `mm`'s
 // output and alone reads the bias (BERT's and Qwen's q/k/v Linear layers); null if none.
@@ -42,28 +46,11 @@ Node* bias_add(const Node& mm, const Uses& u) {
   const Value* y = mm.outputs[0];
   Node* add = u.sole_reader(y);
   if (!add || add->op != "Add" || !add->domain.empty() || add->inputs.size() != 2 || add->outputs.size() != 1) return nullptr;
-  const Value* b = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+  const Value* b = other_input(*add, y);
   if (b == y || !b->is_constant() || b->dtype != y->dtype || u.count(b) != 1 || b->shape.empty()) return nullptr;
   if (numel(b->shape) != b->shape.back() || b->shape.back() != mm.inputs[1]->shape[1] || b->shape.size() > y->shape.size())
     return nullptr;
   return add;
-}
-
-// The biases side by side, as one [N_0 + N_1 + ...] vector.
-Tensor concat_biases(const std::vector<Node*>& adds, const std::vector<Node*>& group) {
-  DType dt = adds[0]->outputs[0]->dtype;
-  size_t es = dtype_size(dt);
-  int64_t total = 0;
-  for (const Node* mm : group) total += mm->inputs[1]->shape[1];
-  Tensor out = Tensor::empty(dt, {total});
-  size_t at = 0;
-  for (size_t i = 0; i < adds.size(); ++i) {
-    const Value* y = group[i]->outputs[0];
-    const Tensor& b = *(adds[i]->inputs[0] == y ? adds[i]->inputs[1] : adds[i]->inputs[0])->constant;
-    std::memcpy(static_cast<char*>(out.raw()) + at, b.raw(), size_t(b.numel()) * es);
-    at += size_t(b.numel()) * es;
-  }
-  return out;
 }
 
 void merge(Graph& g, const std::vector<Node*>& group, const Uses& u, std::unordered_set<const Node*>& dead) {
@@ -76,12 +63,20 @@ void merge(Graph& g, const std::vector<Node*>& group, const Uses& u, std::unorde
   int64_t k = first.inputs[1]->shape[0], n_total = 0;
   std::vector<int64_t> sizes;
   std::vector<Value*> outs;
-  for (Node* mm : group) {
+  std::vector<const Tensor*> weights, biases;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Node* mm = group[i];
     sizes.push_back(mm->inputs[1]->shape[1]);
     n_total += sizes.back();
-    outs.push_back(adds.empty() ? mm->outputs[0] : adds[outs.size()]->outputs[0]);
+    weights.push_back(&*mm->inputs[1]->constant);
+    if (adds.empty()) {
+      outs.push_back(mm->outputs[0]);
+    } else {
+      outs.push_back(adds[i]->outputs[0]);
+      biases.push_back(&*other_input(*adds[i], mm->outputs[0])->constant);
+    }
   }
-  Value* w = g.add_constant(g.unique_name(first.name + ".merged_weight"), concat_columns(group, k, n_total));
+  Value* w = g.add_constant(g.unique_name(first.name + ".merged_weight"), concat_columns(weights, {k, n_total}));
   Shape y_shape = first.outputs[0]->shape;
   y_shape.back() = n_total;
   Value* y = g.add_value(g.unique_name(first.name + ".merged"), first.outputs[0]->dtype, y_shape);
@@ -91,7 +86,7 @@ void merge(Graph& g, const std::vector<Node*>& group, const Uses& u, std::unorde
   if (!adds.empty()) {
     Value* yb = g.add_value(g.unique_name(first.name + ".merged_bias"), y->dtype, y_shape);
     g.add_node("Add", first.name + ".merged_bias",
-               {y, g.add_constant(g.unique_name(first.name + ".merged_bias_value"), concat_biases(adds, group))}, {yb});
+               {y, g.add_constant(g.unique_name(first.name + ".merged_bias_value"), concat_columns(biases, {n_total}))}, {yb});
     y = yb;
   }
   g.add_node("Split", first.name + ".merged_split", {y, g.add_constant(g.unique_name(first.name + ".split"), Tensor::vector_i64(sizes))},
