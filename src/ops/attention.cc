@@ -12,8 +12,8 @@
 //
 //           packed ([Hq, Hkv], optional): Q, K and V are column blocks of [B, T, W]
 //             inputs (W = (Hq + 2·Hkv)·D, Q first, then K, then V, each seq-major; layout
-//             must start 1, 1, 1): attention_layout reads a fused QKV projection's output
-//             so, without the Split into three copies
+//             must start 1, 1, 1): pack_attention_qkv (passes/fuse_attention.cc) reads a
+//             fused QKV projection's output so, without the Split into three copies
 //
 // layout lets passes/fuse_attention.cc's attention_layout drop the exporters'
 // Transpose(perm = [0, 2, 1, 3]) around the op: the kernels read and write

@@ -10,27 +10,16 @@
 //
 // block = [begin, heads, D] (optional): X is [..., W] and Y rotates its
 // columns [begin, begin + heads·D) viewed as [..., heads, D], so a fused
-// projection's Q or K block needs no Split copy first (passes/merge_matmuls.cc).
+// projection's Q or K block needs no Split copy first (rope_blocks in
+// passes/fuse_rope.cc). The shape rule is ops/rope_rules.h.
 // Y is [..., heads, D]; the tables broadcast to Y.
+#include <variant>
+
 #include "ir/op_registry.h"
+#include "ops/rope_rules.h"
 
 namespace tessera {
 namespace {
-
-// Y's shape for block = [begin, heads, D] over X [..., W].
-Shape block_output(const InferContext& c, const Shape& x) {
-  const std::vector<int64_t> b = c.attrs().get_ints("block");
-  if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] <= 0)
-    c.error("block must be [begin, heads, head dim] with begin >= 0 and positive heads and head dim, got ",
-            attribute_to_string(c.attrs().all().at("block")));
-  const int64_t w = x.back();
-  if (w != kUnknownDim && b[0] + b[1] * b[2] > w)
-    c.error("block columns [", b[0], ", ", b[0] + b[1] * b[2], ") run past X's last dim ", w);
-  Shape y(x.begin(), x.end() - 1);
-  y.push_back(b[1]);
-  y.push_back(b[2]);
-  return y;
-}
 
 std::vector<TensorType> rope(const InferContext& c) {
   const TensorType &x = c.input(0), &cs = c.input(1), &sn = c.input(2);
@@ -42,7 +31,12 @@ std::vector<TensorType> rope(const InferContext& c) {
   if (!x.rank_known) return {x};
   if (x.shape.empty()) c.error("X must have a last (head) dim");
   TensorType y = x;
-  if (c.attrs().has("block")) y.shape = block_output(c, x.shape);
+  if (c.attrs().has("block")) {
+    if (!std::holds_alternative<std::vector<int64_t>>(c.attrs().all().at("block")))
+      c.error("block must be [begin, heads, head dim], got ", attribute_to_string(c.attrs().all().at("block")));
+    std::string bad = rules::rope_block_shape(x.shape, c.attrs().get_ints("block"), y.shape);
+    if (!bad.empty()) c.error(bad);
+  }
   int64_t d = y.shape.back();
   if (d >= 0 && d % 2) c.error("head dim ", d, " is odd: rotary pairs need an even one");
   for (const TensorType* t : {&cs, &sn}) {

@@ -3,20 +3,18 @@
 #include <algorithm>
 
 #include "backend/cpu/loops.h"
+#include "ops/rope_rules.h"
 
 namespace tessera::cpu {
 namespace {
 
 // X's columns [begin, begin + heads·D) as [..., heads, D] (the block attribute).
 Tensor block_of(const Tensor& x, const std::vector<int64_t>& b, const KernelContext& c) {
-  const int64_t w = x.rank() ? x.dim(-1) : 0;
-  if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] <= 0 || b[0] + b[1] * b[2] > w) c.error("block does not fit X ", to_string(x.shape()));
-  const int64_t width = b[1] * b[2];
-  Shape s(x.shape().begin(), x.shape().end() - 1);
-  s.push_back(b[1]);
-  s.push_back(b[2]);
+  Shape s;
+  std::string bad = rules::rope_block_shape(x.shape(), b, s);
+  if (!bad.empty()) c.error(bad);
+  const int64_t w = x.dim(-1), width = b[1] * b[2], rows = x.numel() / w;
   Tensor y = Tensor::empty(DType::f64, s);
-  const int64_t rows = x.numel() / w;
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(x.data<double>() + r * w + b[0], width, y.data<double>() + r * width);
   return y;

@@ -9,6 +9,7 @@
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernel_registry.h"
+#include "ops/rope_rules.h"
 
 namespace tessera::cuda {
 namespace {
@@ -108,10 +109,11 @@ void k_rope(KernelContext& ctx) {
   r.in_row = r.out_row = std::max<int64_t>(r.d, 1);
   if (ctx.attrs().has("block")) {
     const std::vector<int64_t> b = ctx.attrs().get_ints("block");
-    const int64_t w = x.rank() ? x.dim(-1) : 0;
-    if (b.size() != 3 || b[0] < 0 || b[1] <= 0 || b[2] != r.d || b[0] + b[1] * b[2] > w || x.numel() / std::max<int64_t>(w, 1) * b[1] * b[2] != r.n)
-      ctx.error("block does not fit X ", to_string(x.shape()), " and Y ", to_string(y.shape()));
-    r.in_row = w, r.out_row = b[1] * b[2], r.begin = b[0];
+    Shape want;
+    std::string bad = rules::rope_block_shape(x.shape(), b, want);
+    if (!bad.empty()) ctx.error(bad);
+    if (want != y.shape()) ctx.error("block of X ", to_string(x.shape()), " is ", to_string(want), ", not Y ", to_string(y.shape()));
+    r.in_row = x.dim(-1), r.out_row = b[1] * b[2], r.begin = b[0];
   }
   r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
   if (r.n == 0) return;
