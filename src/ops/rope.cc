@@ -13,6 +13,12 @@
 // projection's Q or K block needs no Split copy first (rope_blocks in
 // passes/fuse_rope.cc). The shape rule is ops/rope_rules.h.
 // Y is [..., heads, D]; the tables broadcast to Y.
+//
+// full = 1 (with block): Y is all of X [..., W], the block's columns rotated
+// and the others copied; the tables broadcast to the block [..., heads, D].
+// One pass over a fused projection then rotates Q and K together and passes
+// V through, and Attention reads Y packed (pack_attention_qkv in
+// passes/fuse_attention.cc) instead of two Ropes and a Slice.
 #include <variant>
 
 #include "ir/op_registry.h"
@@ -30,6 +36,9 @@ std::vector<TensorType> rope(const InferContext& c) {
   if (il != 0 && il != 1) c.error("interleaved must be 0 or 1, got ", il);
   if (!x.rank_known) return {x};
   if (x.shape.empty()) c.error("X must have a last (head) dim");
+  int64_t full = c.attrs().get_int("full", 0);
+  if (full != 0 && full != 1) c.error("full must be 0 or 1, got ", full);
+  if (full && !c.attrs().has("block")) c.error("full = 1 needs a block attribute (the columns to rotate)");
   TensorType y = x;
   if (c.attrs().has("block")) {
     if (!std::holds_alternative<std::vector<int64_t>>(c.attrs().all().at("block")))
@@ -43,8 +52,10 @@ std::vector<TensorType> rope(const InferContext& c) {
     if (!t->rank_known) continue;
     Shape b = broadcast_shapes(y.shape, t->shape, c.node().name);
     if (t->shape.size() > y.shape.size() || b != y.shape)
-      c.error("table ", to_string(t->shape), " does not broadcast to ", c.attrs().has("block") ? "Y " : "X ", to_string(y.shape));
+      c.error("table ", to_string(t->shape), " does not broadcast to ",
+              full ? "the block " : c.attrs().has("block") ? "Y " : "X ", to_string(y.shape));
   }
+  if (full) return {x};
   return {y};
 }
 

@@ -459,9 +459,8 @@ Node* packed_split(const Node& n, size_t i, const Uses& u) {
   return sp;
 }
 
+// Attention n's layout is checked by pack_attention.
 bool pack_qkv(Node& n, const Uses& u) {
-  std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
-  if (n.attrs.has("packed") || layout.size() != 4 || layout[0] != 1 || layout[1] != 1 || layout[2] != 1) return false;
   Node* sp = packed_split(n, 0, u);
   if (!sp || packed_split(n, 1, u) != sp || packed_split(n, 2, u) != sp) return false;
   const Shape& x = sp->inputs[0]->shape;
@@ -480,6 +479,70 @@ bool pack_qkv(Node& n, const Uses& u) {
   return true;
 }
 
+// A one-element integer constant's value, or nullopt.
+std::optional<int64_t> int_constant(const Value* v) {
+  if (!v || !v->is_constant() || v->constant->numel() != 1 || is_float(v->dtype)) return std::nullopt;
+  return v->constant->item_i64(0);
+}
+
+// True if `sl` is Slice(x, begin, W or past it, last axis, step 1) of the [B, T, W] tensor x.
+bool slices_columns_from(const Node& sl, const Value* x, int64_t begin) {
+  if (!sl.domain.empty() || sl.inputs.size() < 3 || sl.inputs[0] != x || sl.outputs.size() != 1) return false;
+  const int64_t w = x->shape[2];
+  std::optional<int64_t> start = int_constant(sl.input(1)), end = int_constant(sl.input(2));
+  std::optional<int64_t> axis = sl.input(3) ? int_constant(sl.input(3)) : std::optional<int64_t>(-1);
+  std::optional<int64_t> step = sl.input(4) ? int_constant(sl.input(4)) : std::optional<int64_t>(1);
+  return start && end && axis && step && (*axis == 2 || *axis == -1) && *step == 1 && *start == begin && *end >= w;
+}
+
+// Rope(x, cos, sin) with block = [begin, heads, D], not full, or null.
+const Node* block_rope(const Node* r, const Value* x, int64_t begin, int64_t& heads, int64_t& d) {
+  if (!r || !r->domain.empty() || r->inputs.size() != 3 || r->inputs[0] != x || r->attrs.get_int("full", 0) != 0) return nullptr;
+  std::vector<int64_t> b = r->attrs.get_ints("block", {});
+  if (b.size() != 3 || b[0] != begin) return nullptr;
+  heads = b[1], d = b[2];
+  return r;
+}
+
+// pack_attention_qkv's form after rope_blocks (Llama's merged q/k/v): Q and K are Ropes of
+// a [B, T, W] tensor's column blocks [0, Hq·D) and [Hq·D, (Hq + Hkv)·D) with the same tables,
+// V a Reshape of its Slice from (Hq + Hkv)·D: one Rope with full = 1 rotates both blocks and
+// copies V's columns, and the Attention reads its output packed (two Ropes and a Slice copy
+// become one pass over the tensor).
+bool pack_rope_qkv(Graph& g, Node& n, const Uses& u) {
+  Node* rq = u.sole_producer(n.input(0), "Rope");
+  Node* rk = u.sole_producer(n.input(1), "Rope");
+  Node* rv = u.sole_producer(n.input(2), "Reshape");
+  Node* sl = rv ? u.sole_producer(rv->inputs[0], "Slice") : nullptr;
+  if (!rq || !rk || rq == rk || !sl || !rq->inputs[0]) return false;
+  Value* x = rq->inputs[0];
+  if (!x->rank_known || x->shape.size() != 3 || !is_static(x->shape)) return false;
+  int64_t hq = 0, hkv = 0, d = 0, dk = 0;
+  if (!block_rope(rq, x, 0, hq, d) || !block_rope(rk, x, hq * d, hkv, dk) || dk != d) return false;
+  if (rk->inputs[1] != rq->inputs[1] || rk->inputs[2] != rq->inputs[2] ||
+      rk->attrs.get_int("interleaved", 0) != rq->attrs.get_int("interleaved", 0))
+    return false;
+  const Shape& xs = x->shape;
+  const Value* v = n.input(2);
+  if (hkv <= 0 || hq % hkv || (hq + 2 * hkv) * d != xs[2] || !slices_columns_from(*sl, x, (hq + hkv) * d)) return false;
+  if (!v->rank_known || v->shape != Shape{xs[0], xs[1], hkv, d}) return false;
+  Attributes a;
+  a.set("block", std::vector<int64_t>{0, hq + hkv, d});
+  a.set("full", int64_t(1));
+  if (rq->attrs.has("interleaved")) a.set("interleaved", rq->attrs.get_int("interleaved"));
+  Value* y = g.add_value(g.unique_name(rq->name + ".qk"), x->dtype, xs);
+  g.add_node("Rope", y->name, {x, rq->inputs[1], rq->inputs[2]}, {y}, a)->scope = rq->scope;
+  n.inputs[0] = n.inputs[1] = n.inputs[2] = y;
+  n.attrs.set("packed", std::vector<int64_t>{hq, hkv});
+  return true;
+}
+
+bool pack_attention(Graph& g, Node& n, const Uses& u) {
+  std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
+  if (n.attrs.has("packed") || layout.size() != 4 || layout[0] != 1 || layout[1] != 1 || layout[2] != 1) return false;
+  return pack_qkv(n, u) || pack_rope_qkv(g, n, u);
+}
+
 }  // namespace
 
 void attention_layout(Graph& g) {
@@ -491,7 +554,9 @@ void attention_layout(Graph& g) {
 }
 
 void pack_attention_qkv(Graph& g) {
-  if (rewrite_each(g, "Attention", [](Node& n, const Uses& u) { return pack_qkv(n, u); })) eliminate_dead_code(g);
+  if (!rewrite_each(g, "Attention", [&](Node& n, const Uses& u) { return pack_attention(g, n, u); })) return;
+  g.toposort();  // a packing Rope is appended after its Attention
+  eliminate_dead_code(g);
 }
 
 }  // namespace tessera

@@ -17,7 +17,11 @@
 // (all read seq-major) are Reshapes of the three outputs of one Split of a
 // [B, T, W] tensor along W (GPT-2's fused c_attn projection, or BERT's q/k/v
 // merged by merge_matmuls; Q then K then V), the Attention reads that tensor
-// itself with packed = [Hq, Hkv], and the Split's copies go.
+// itself with packed = [Hq, Hkv], and the Split's copies go. After
+// rope_blocks (Llama's merged q/k/v), Q and K are Ropes of the tensor's first
+// two column blocks with the same tables and V a Reshape of a Slice of the
+// rest: one Rope with full = 1 replaces them and the Attention reads its
+// output packed.
 #pragma once
 #include "ir/graph.h"
 

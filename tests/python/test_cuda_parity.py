@@ -44,10 +44,14 @@ ATTN_PARAMS = [pytest.param(*sh, id="attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format
                for sh in ATTN_SHAPES]
 # Decode-shaped attention (few query rows against a long, partly written
 # cache): the CUDA decode kernel. (B, Hq, Hkv, Tq, Tk, D, dtype, visible keys
-# for query row 0; row i sees one more.)
+# for query row 0; row i sees one more.) The last four have at most 32 keys
+# (warp_fwd: a warp per query row), the first of them one key per row (the
+# Llama layer at B64 T1).
 DECODE_SHAPES = [(1, 12, 12, 1, 256, 64, "float16", 129), (8, 32, 8, 1, 300, 128, "float16", 300),
                  (2, 4, 4, 3, 70, 64, "float16", 40), (1, 4, 2, 1, 200, 64, "float32", 77),
-                 (2, 8, 2, 2, 1000, 128, "float32", 999)]
+                 (2, 8, 2, 2, 1000, 128, "float32", 999),
+                 (64, 32, 8, 1, 1, 128, "float16", 1), (3, 8, 2, 2, 20, 64, "float16", 11),
+                 (2, 4, 4, 1, 32, 128, "float32", 32), (1, 6, 3, 4, 9, 64, "float32", 3)]
 DECODE_PARAMS = [pytest.param(*sh, id="decode_attention/B{}_Hq{}_Hkv{}_Tq{}_Tk{}_D{}_{}_vis{}".format(*sh))
                  for sh in DECODE_SHAPES]
 # The layout attribute (attention_layout absorbs the head Transposes the

@@ -446,6 +446,62 @@ __global__ void decode_combine(const float* __restrict__ part, int splits, T* __
   store(o, row_offset(d.o, b, h, i) + dim, acc / l);
 }
 
+// ---------------------------------------------------------------- few keys (warp per row)
+
+// Decode rows over few keys (Llama's B64 T1 layer: one key each): decode_fwd's
+// block per row spends its time on block-wide reductions for one score. Here
+// a warp owns a query row and each lane kE = HD/32 consecutive elements of
+// it (and of every K and V row: 4- to 16-byte loads); keys run one after
+// another with an online softmax, the dot product summed across the warp by
+// shuffles. Same arithmetic order per key as simple_fwd; f16/bf16/f32.
+constexpr int kWarpMaxTk = 32;  // keys at most: beyond, the serial key loop loses to decode_fwd's splits
+constexpr int kWarpRows = 4;    // warps (query rows) per block
+
+template <typename T, int E>
+__device__ __forceinline__ void load_lane(const T* p, float (&v)[E]) {
+  constexpr int kBytes = E * int(sizeof(T));
+  using W = std::conditional_t<kBytes == 16, uint4, std::conditional_t<kBytes == 8, uint2, unsigned>>;
+  static_assert(kBytes == 16 || kBytes == 8 || kBytes == 4);
+  const W raw = __ldg(reinterpret_cast<const W*>(p));
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int x = 0; x < E; ++x) v[x] = float(load(e, x));
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__ q, const T* __restrict__ k,
+                                                           const T* __restrict__ v, MaskView mask, T* __restrict__ o, Dims d) {
+  constexpr int E = HD / 32;
+  const int row = blockIdx.x * kWarpRows + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= d.B * d.Hq * d.Tq) return;
+  const int i = row % d.Tq, h = (row / d.Tq) % d.Hq, b = row / (d.Tq * d.Hq), hk = h / (d.Hq / d.Hkv);
+  const T* kb = k + row_offset(d.k, b, hk, 0) + lane * E;
+  const T* vb = v + row_offset(d.v, b, hk, 0) + lane * E;
+  float qv[E], acc[E] = {}, kv[E];
+  load_lane<T, E>(q + row_offset(d.q, b, h, i) + lane * E, qv);
+  float m = -INFINITY, l = 0.0f;
+  const int n_keys = d.causal ? min(d.Tk, i + 1) : d.Tk;
+  for (int j = 0; j < n_keys; ++j) {
+    load_lane<T, E>(kb + int64_t(j) * d.k.t, kv);
+    float dot = 0.0f;
+#pragma unroll
+    for (int x = 0; x < E; ++x) dot += qv[x] * kv[x];
+    for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+    float sc = dot * d.scale;
+    if (mask.ptr) sc += static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk];
+    const float m_new = fmaxf(sc, m), ref = m_new == -INFINITY ? 0.0f : m_new;
+    const float alpha = expf(m - ref), p = expf(sc - ref);
+    m = m_new;
+    l = l * alpha + p;
+    load_lane<T, E>(vb + int64_t(j) * d.v.t, kv);
+#pragma unroll
+    for (int x = 0; x < E; ++x) acc[x] = acc[x] * alpha + p * kv[x];
+  }
+  T* orow = o + row_offset(d.o, b, h, i) + lane * E;
+#pragma unroll
+  for (int x = 0; x < E; ++x) store(orow, x, acc[x] / l);  // l = 0 (every key masked): 0/0 = NaN, as Softmax gives
+}
+
 // ---------------------------------------------------------------- simple (any dtype)
 
 constexpr int kMaxPerLane = 8;  // Dv <= 256
@@ -591,6 +647,22 @@ void launch_decode(KernelContext& c, const Dims& d, const Ptrs& p, const MaskVie
   check_launch(c);
 }
 
+template <typename T, int HD>
+void launch_warp(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
+  const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
+  warp_fwd<T, HD><<<unsigned((rows + kWarpRows - 1) / kWarpRows), kWarpRows * 32, 0, c.stream()>>>(
+      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
+  check_launch(c);
+}
+
+// A decode shape (Tq <= kDecodeMaxTq, D 64 or 128): warp_fwd over few keys, else decode_fwd.
+template <typename T>
+void launch_decode_path(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
+  const bool few = d.Tk <= kWarpMaxTk;
+  if (d.D == 64) few ? launch_warp<T, 64>(c, d, p, mv) : launch_decode<T, 64>(c, d, p, mv);
+  else few ? launch_warp<T, 128>(c, d, p, mv) : launch_decode<T, 128>(c, d, p, mv);
+}
+
 // cuDNN's SDPA for a prefill shape without an additive mask (attention_dnn.h), when flash_fwd's
 // grid (a block per 128 query rows of a head) would fill the GPU at least once: below that
 // (GPT-2 at batch 1, 128 tokens: 12 blocks) tessera's kernel is the faster (H200, 2026-12-04).
@@ -642,8 +714,7 @@ void k_attention(KernelContext& c) {
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
         if (d.Tq <= kDecodeMaxTq) {
-          if (d.D == 64) launch_decode<T, 64>(c, d, p, mv);
-          else launch_decode<T, 128>(c, d, p, mv);
+          launch_decode_path<T>(c, d, p, mv);
         } else if (d.D == 64) {
           launch_flash<T, 64>(c, d, p, mv);
         } else {
@@ -657,9 +728,7 @@ void k_attention(KernelContext& c) {
       bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(p.q) &&
                     aligned16(p.k) && aligned16(p.v);
       if (decode) {
-        MaskView mv = mask_view<float>(c, d);
-        if (d.D == 64) launch_decode<T, 64>(c, d, p, mv);
-        else launch_decode<T, 128>(c, d, p, mv);
+        launch_decode_path<T>(c, d, p, mask_view<float>(c, d));
         return;
       }
     }

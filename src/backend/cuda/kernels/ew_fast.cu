@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernels/ew_ops.cuh"
 #include "backend/cuda/kernels/ew_program.h"
 
@@ -31,20 +32,6 @@ namespace {
 
 // Storage types of the float kernel's values.
 enum FType : uint8_t { kF32, kF16, kBF16, kBool };
-
-// n / d for n < 2^31 by a multiply and shift: s = ceil(log2 d),
-// m = floor(2^32 (2^s - d) / d) + 1, q = (umulhi(n, m) + n) >> s.
-struct FastDiv {
-  uint32_t d = 1, m = 1, s = 0;
-  __device__ __forceinline__ uint32_t div(uint32_t n) const { return (__umulhi(n, m) + n) >> s; }
-};
-FastDiv make_fastdiv(uint32_t d) {
-  FastDiv f;
-  f.d = d;
-  while ((uint64_t(1) << f.s) < d) ++f.s;
-  f.m = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << f.s) - d)) / d + 1);
-  return f;
-}
 
 constexpr int kFastMaxRank = 6;  // after collapsing dims
 enum FMode : uint8_t {

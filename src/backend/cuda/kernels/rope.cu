@@ -1,13 +1,16 @@
 // Rope (ops/rope.cc) on the GPU: f32 arithmetic (f64 for f64), rounded once.
 // The common case (16-bit or f32 X, tables spanning the head dim, everything
-// 16-byte aligned) gives a thread 16 bytes of X: one vector load each of X,
-// its rotation partners, cos and sin, and the broadcast offsets worked out
-// once per chunk. Otherwise one thread per element (on an H200 that took
-// 118 us for Llama's [1, 2048, 32, 128] bf16 Q: 64-bit divisions per element).
-// With the block attribute X is a wider tensor whose column block Y rotates.
+// 16-byte aligned, under 2^31 elements) gives a thread 16 bytes of Y: one
+// vector load each of X, its rotation partners, cos and sin, with 32-bit
+// index math and divisions by multiply-shift (FastDiv; 64-bit divisions per
+// chunk held Llama's [16, 512, 32, 128] Q at 28% of DRAM bandwidth on an
+// H200). Otherwise one thread per element with 64-bit indices.
+// With the block attribute X is a wider tensor whose column block rotates;
+// with full = 1, Y is all of X, the columns outside the block copied.
 #include <algorithm>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernel_registry.h"
 #include "ops/rope_rules.h"
 
@@ -16,18 +19,30 @@ namespace {
 
 constexpr int kMaxRank = 8;
 
-// Y's dims and each table's strides along them (0 where the table broadcasts).
-// Y's element i reads X at xi(i): rows of `out_row` elements of Y are columns
-// [begin, begin + out_row) of X's rows of `in_row` (the block attribute; without
-// it in_row = out_row = d and begin = 0, so xi(i) = i).
+// The rotated block viewed as [..., heads, D] (Y itself without full) and each
+// table's strides along its dims (0 where the table broadcasts). X's rows are
+// in_row elements long and the block is their columns [begin, begin + width)
+// (without a block attribute in_row = width = D and begin = 0). Element e of
+// the block is X's (e / width) · in_row + begin + e % width; without full,
+// Y's element i is block element i; with full, Y's element i is X's.
 struct RopeDims {
   int rank;
   int64_t dims[kMaxRank], cos_st[kMaxRank], sin_st[kMaxRank];
-  int64_t n, d;
-  int64_t in_row, out_row, begin;
-  bool interleaved;
-  __device__ __forceinline__ int64_t xi(int64_t i) const { return (i / out_row) * in_row + begin + i % out_row; }
+  int64_t n;  // Y's elements
+  int64_t d, in_row, width, begin;
+  bool full, interleaved;
 };
+
+// Block element e, or -1 when Y's element i is a copied column (full); x_at: i's element of X.
+__device__ __forceinline__ int64_t block_index(const RopeDims& r, int64_t i, int64_t& x_at) {
+  if (!r.full) {
+    x_at = (i / r.width) * r.in_row + r.begin + i % r.width;
+    return i;
+  }
+  x_at = i;
+  const int64_t row = i / r.in_row, col = i % r.in_row - r.begin;
+  return col >= 0 && col < r.width ? row * r.width + col : -1;
+}
 
 template <typename T>
 __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, const T* __restrict__ sn, T* __restrict__ y,
@@ -35,35 +50,65 @@ __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, c
   using C = compute_t<T>;
   const int64_t half = r.d / 2;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < r.n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, oc = 0, os = 0;
+    int64_t k;
+    const int64_t e = block_index(r, i, k);
+    if (e < 0) {
+      y[i] = x[i];
+      continue;
+    }
+    int64_t rest = e, oc = 0, os = 0;
     for (int a = r.rank - 1; a >= 0; --a) {
       int64_t idx = rest % r.dims[a];
       rest /= r.dims[a];
       oc += idx * r.cos_st[a];
       os += idx * r.sin_st[a];
     }
-    const int64_t j = i % r.d, k = r.xi(i);
+    const int64_t j = e % r.d;
     C rot = r.interleaved ? (j % 2 ? load(x, k - 1) : -load(x, k + 1)) : (j < half ? -load(x, k + half) : load(x, k - half));
     store(y, i, load(x, k) * load(cs, oc) + rot * load(sn, os));
   }
 }
 
+// RopeDims in 32 bits for rope_vec (every index below 2^31).
+struct RopeVec {
+  int rank;  // the block's rank; dims[0 .. rank-2] are divided by, D by d
+  FastDiv dims[kMaxRank], d, in_row, width;
+  uint32_t cos_st[kMaxRank], sin_st[kMaxRank];
+  uint32_t chunks, begin;
+  bool full, interleaved;
+};
+
 template <typename T>
 __global__ void rope_vec(const T* __restrict__ x, const T* __restrict__ cs, const T* __restrict__ sn, T* __restrict__ y,
-                         RopeDims r) {
-  constexpr int V = 16 / int(sizeof(T));
+                         RopeVec r) {
+  constexpr uint32_t V = 16 / sizeof(T);
   using C = compute_t<T>;
-  const int64_t half = r.d / 2, chunks = r.n / V;
-  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks; c += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = c * V, j = i % r.d;
-    int64_t rest = i / r.d, oc = j, os = j;  // the tables' last stride is 1
-    for (int a = r.rank - 2; a >= 0; --a) {
-      int64_t idx = rest % r.dims[a];
-      rest /= r.dims[a];
+  const uint32_t half = r.d.d / 2;
+  for (uint32_t c = blockIdx.x * blockDim.x + threadIdx.x; c < r.chunks; c += gridDim.x * blockDim.x) {
+    const uint32_t i = c * V;
+    uint32_t e, k;  // the block element and X's element of Y's element i
+    if (r.full) {
+      const uint32_t row = r.in_row.div(i), col = i - row * r.in_row.d;
+      if (col < r.begin || col >= r.begin + r.width.d) {  // whole chunks: begin and width are multiples of V
+        *reinterpret_cast<uint4*>(y + i) = __ldg(reinterpret_cast<const uint4*>(x + i));
+        continue;
+      }
+      e = row * r.width.d + col - r.begin, k = i;
+    } else {
+      const uint32_t row = r.width.div(i);
+      e = i, k = row * r.in_row.d + r.begin + (i - row * r.width.d);
+    }
+    uint32_t rest = r.d.div(e);
+    const uint32_t j = e - rest * r.d.d;
+    uint32_t oc = j, os = j;  // the tables' last stride is 1
+#pragma unroll
+    for (int a = kMaxRank - 2; a >= 0; --a) {  // unrolled: the parameters are indexed statically
+      if (a > r.rank - 2) continue;
+      const uint32_t q = r.dims[a].div(rest), idx = rest - q * r.dims[a].d;
+      rest = q;
       oc += idx * r.cos_st[a];
       os += idx * r.sin_st[a];
     }
-    const int64_t k = r.xi(i);
     uint4 xr = __ldg(reinterpret_cast<const uint4*>(x + k)), cr = __ldg(reinterpret_cast<const uint4*>(cs + oc)),
           sr = __ldg(reinterpret_cast<const uint4*>(sn + os)), pr = xr;
     if (!r.interleaved) pr = __ldg(reinterpret_cast<const uint4*>(x + (j < half ? k + half : k - half)));
@@ -72,58 +117,74 @@ __global__ void rope_vec(const T* __restrict__ x, const T* __restrict__ cs, cons
     uint4 out;
     T* oe = reinterpret_cast<T*>(&out);
 #pragma unroll
-    for (int k = 0; k < V; ++k) {
-      C rot = r.interleaved ? (k % 2 ? load(xe, k - 1) : -load(xe, k + 1)) : (j < half ? -load(pe, k) : load(pe, k));
-      store(oe, k, load(xe, k) * load(ce, k) + rot * load(se, k));
+    for (int t = 0; t < int(V); ++t) {
+      C rot = r.interleaved ? (t % 2 ? load(xe, t - 1) : -load(xe, t + 1)) : (j < half ? -load(pe, t) : load(pe, t));
+      store(oe, t, load(xe, t) * load(ce, t) + rot * load(se, t));
     }
     *reinterpret_cast<uint4*>(y + i) = out;
   }
 }
 
-// rope_vec applies: whole 16-byte chunks that never straddle the two halves,
-// tables contiguous along the head dim with chunk-aligned offsets, aligned pointers.
-bool vec_fits(const RopeDims& r, size_t elem, std::initializer_list<const void*> ptrs) {
-  const int64_t v = int64_t(16 / elem);
-  if (elem > 4 || r.rank < 1 || r.d % (2 * v) || r.cos_st[r.rank - 1] != 1 || r.sin_st[r.rank - 1] != 1) return false;
-  if (r.in_row % v || r.begin % v || r.out_row % v) return false;
+// rope_vec applies: under 2^31 elements of X and Y, whole 16-byte chunks that never straddle
+// the two halves or the block's edges, tables contiguous along the head dim with chunk-aligned
+// offsets, aligned pointers. Fills `v`.
+bool vec_fits(const RopeDims& r, int64_t x_numel, size_t elem, std::initializer_list<const void*> ptrs, RopeVec& v) {
+  const int64_t n = int64_t(16 / elem);
+  if (elem > 4 || r.rank < 1 || r.d % (2 * n) || r.cos_st[r.rank - 1] != 1 || r.sin_st[r.rank - 1] != 1) return false;
+  if (r.in_row % n || r.begin % n || r.width % n || r.n % n) return false;
+  if (x_numel >= (int64_t(1) << 31) || r.n >= (int64_t(1) << 31)) return false;
   for (int a = 0; a + 1 < r.rank; ++a)
-    if (r.cos_st[a] % v || r.sin_st[a] % v) return false;
+    if (r.cos_st[a] % n || r.sin_st[a] % n || r.cos_st[a] >= (int64_t(1) << 31) || r.sin_st[a] >= (int64_t(1) << 31)) return false;
   for (const void* p : ptrs)
     if (!aligned16(p)) return false;
+  v.rank = r.rank;
+  for (int a = 0; a < r.rank; ++a) {
+    v.dims[a] = make_fastdiv(uint32_t(r.dims[a]));
+    v.cos_st[a] = uint32_t(r.cos_st[a]), v.sin_st[a] = uint32_t(r.sin_st[a]);
+  }
+  v.d = make_fastdiv(uint32_t(r.d)), v.in_row = make_fastdiv(uint32_t(r.in_row)), v.width = make_fastdiv(uint32_t(r.width));
+  v.chunks = uint32_t(r.n / n), v.begin = uint32_t(r.begin);
+  v.full = r.full, v.interleaved = r.interleaved;
   return true;
 }
 
 void k_rope(KernelContext& ctx) {
   const Tensor &x = ctx.input(0), &cs = ctx.input(1), &sn = ctx.input(2);
   const Tensor& y = ctx.output(0);
-  if (y.rank() > kMaxRank) ctx.error("rank ", y.rank(), " is above the ", kMaxRank, " this kernel takes");
-  if (cs.rank() > y.rank() || sn.rank() > y.rank()) ctx.error("a table has a higher rank than Y");
   RopeDims r{};
-  r.rank = int(y.rank());
-  for (int a = 0; a < r.rank; ++a) r.dims[a] = y.dim(a);
-  std::vector<int64_t> cos_st = broadcast_strides(cs.shape(), y.shape()), sin_st = broadcast_strides(sn.shape(), y.shape());
+  r.full = ctx.attrs().get_int("full", 0) != 0;
+  if (r.full && !ctx.attrs().has("block")) ctx.error("full = 1 needs a block attribute");
+  // The rotated block's shape: Y, or with full the block view of X.
+  Shape blk = y.shape();
+  if (ctx.attrs().has("block")) {
+    const std::vector<int64_t> b = ctx.attrs().get_ints("block");
+    std::string bad = rules::rope_block_shape(x.shape(), b, blk);
+    if (!bad.empty()) ctx.error(bad);
+    if ((r.full ? x.shape() : blk) != y.shape())
+      ctx.error(r.full ? "Y " : "block of X ", to_string(r.full ? y.shape() : blk), " does not fit ",
+                r.full ? "X " : "Y ", to_string(r.full ? x.shape() : y.shape()));
+    r.in_row = x.dim(-1), r.width = b[1] * b[2], r.begin = b[0];
+  }
+  if (blk.size() > size_t(kMaxRank)) ctx.error("rank ", blk.size(), " is above the ", kMaxRank, " this kernel takes");
+  if (size_t(cs.rank()) > blk.size() || size_t(sn.rank()) > blk.size()) ctx.error("a table has a higher rank than the rotated block");
+  r.rank = int(blk.size());
+  for (int a = 0; a < r.rank; ++a) r.dims[a] = blk[size_t(a)];
+  std::vector<int64_t> cos_st = broadcast_strides(cs.shape(), blk), sin_st = broadcast_strides(sn.shape(), blk);
   std::copy(cos_st.begin(), cos_st.end(), r.cos_st);
   std::copy(sin_st.begin(), sin_st.end(), r.sin_st);
   r.n = y.numel();
-  r.d = r.rank ? y.dim(-1) : 0;
-  r.in_row = r.out_row = std::max<int64_t>(r.d, 1);
-  if (ctx.attrs().has("block")) {
-    const std::vector<int64_t> b = ctx.attrs().get_ints("block");
-    Shape want;
-    std::string bad = rules::rope_block_shape(x.shape(), b, want);
-    if (!bad.empty()) ctx.error(bad);
-    if (want != y.shape()) ctx.error("block of X ", to_string(x.shape()), " is ", to_string(want), ", not Y ", to_string(y.shape()));
-    r.in_row = x.dim(-1), r.out_row = b[1] * b[2], r.begin = b[0];
-  }
+  r.d = r.rank ? blk.back() : 0;
+  if (!ctx.attrs().has("block")) r.in_row = r.width = std::max<int64_t>(r.d, 1);
   r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
   if (r.n == 0) return;
   if (r.d % 2) ctx.error("head dim ", r.d, " is odd");
   visit_device_dtype(x.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
-      if (vec_fits(r, sizeof(T), {x.raw(), cs.raw(), sn.raw(), ctx.output(0).raw()})) {
-        rope_vec<T><<<blocks_for(r.n / int64_t(16 / sizeof(T))), 256, 0, ctx.stream()>>>(
+      RopeVec v;
+      if (vec_fits(r, x.numel(), sizeof(T), {x.raw(), cs.raw(), sn.raw(), y.raw()}, v)) {
+        rope_vec<T><<<blocks_for(int64_t(v.chunks)), 256, 0, ctx.stream()>>>(
             static_cast<const T*>(x.raw()), static_cast<const T*>(cs.raw()), static_cast<const T*>(sn.raw()),
-            static_cast<T*>(ctx.output(0).raw()), r);
+            static_cast<T*>(ctx.output(0).raw()), v);
         check_launch(ctx);
         return;
       }
