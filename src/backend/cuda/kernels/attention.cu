@@ -482,13 +482,16 @@ __global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__
   float m = -INFINITY, l = 0.0f;
   const int n_keys = d.causal ? min(d.Tk, i + 1) : d.Tk;
   for (int j = 0; j < n_keys; ++j) {
+    // A key the mask sets to -inf is never read (an unwritten cache row may hold anything, NaN
+    // too); skipping it leaves m, l and acc as its weight 0 would. The test is warp-uniform.
+    const float mv = mask.ptr ? static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk] : 0.0f;
+    if (mv == -INFINITY) continue;
     load_lane<T, E>(kb + int64_t(j) * d.k.t, kv);
     float dot = 0.0f;
 #pragma unroll
     for (int x = 0; x < E; ++x) dot += qv[x] * kv[x];
     for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-    float sc = dot * d.scale;
-    if (mask.ptr) sc += static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk];
+    const float sc = dot * d.scale + mv;
     const float m_new = fmaxf(sc, m), ref = m_new == -INFINITY ? 0.0f : m_new;
     const float alpha = expf(m - ref), p = expf(sc - ref);
     m = m_new;
