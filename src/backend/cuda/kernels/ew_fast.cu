@@ -194,8 +194,22 @@ __device__ __forceinline__ void store_out(FType type, void* p, uint32_t base, bo
     T* o = static_cast<T*>(p) + base;
     if (full) {
       FVec<T, V> w;
+      if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
+        // Two values per conversion instruction (cvt.rn.f16x2 / bf16x2), the same rounding.
 #pragma unroll
-      for (int t = 0; t < V; ++t) w.x[t] = conv(v[t]);
+        for (int t = 0; t < V; t += 2) {
+          if constexpr (std::is_same_v<T, __half>) {
+            const __half2 h = __floats2half2_rn(v[t], v[t + 1]);
+            w.x[t] = h.x, w.x[t + 1] = h.y;
+          } else {
+            const __nv_bfloat162 h = __floats2bfloat162_rn(v[t], v[t + 1]);
+            w.x[t] = h.x, w.x[t + 1] = h.y;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int t = 0; t < V; ++t) w.x[t] = conv(v[t]);
+      }
       *reinterpret_cast<FVec<T, V>*>(o) = w;
     } else {
 #pragma unroll
@@ -297,14 +311,21 @@ __device__ __forceinline__ void eval_core(EwOp op, int nread, int s0, int s1, in
       for (int t = 0; t < V; ++t) r[t] = x[t];
       break;
   }
-  switch (type) {  // round to the result's dtype
+  static_assert(V % 2 == 0, "the rounding below takes values in pairs");
+  switch (type) {  // round to the result's dtype, two values per conversion (the same rounding)
     case kF16:
 #pragma unroll
-      for (int t = 0; t < V; ++t) r[t] = __half2float(__float2half(r[t]));
+      for (int t = 0; t < V; t += 2) {
+        const float2 f = __half22float2(__floats2half2_rn(r[t], r[t + 1]));
+        r[t] = f.x, r[t + 1] = f.y;
+      }
       break;
     case kBF16:
 #pragma unroll
-      for (int t = 0; t < V; ++t) r[t] = __bfloat162float(__float2bfloat16(r[t]));
+      for (int t = 0; t < V; t += 2) {
+        const float2 f = __bfloat1622float2(__floats2bfloat162_rn(r[t], r[t + 1]));
+        r[t] = f.x, r[t + 1] = f.y;
+      }
       break;
     case kBool:
 #pragma unroll
