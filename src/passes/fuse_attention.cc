@@ -495,13 +495,13 @@ bool slices_columns_from(const Node& sl, const Value* x, int64_t begin) {
   return start && end && axis && step && (*axis == 2 || *axis == -1) && *step == 1 && *start == begin && *end >= w;
 }
 
-// Rope(x, cos, sin) with block = [begin, heads, D], not full, or null.
-const Node* block_rope(const Node* r, const Value* x, int64_t begin, int64_t& heads, int64_t& d) {
-  if (!r || !r->domain.empty() || r->inputs.size() != 3 || r->inputs[0] != x || r->attrs.get_int("full", 0) != 0) return nullptr;
-  std::vector<int64_t> b = r->attrs.get_ints("block", {});
-  if (b.size() != 3 || b[0] != begin) return nullptr;
+// True if r is Rope(x, cos, sin) with block = [begin, heads, D], not full (heads and D set).
+bool block_rope(const Node& r, const Value* x, int64_t begin, int64_t& heads, int64_t& d) {
+  if (!r.domain.empty() || r.inputs.size() != 3 || r.inputs[0] != x || r.attrs.get_int("full", 0) != 0) return false;
+  std::vector<int64_t> b = r.attrs.get_ints("block", {});
+  if (b.size() != 3 || b[0] != begin) return false;
   heads = b[1], d = b[2];
-  return r;
+  return true;
 }
 
 // pack_attention_qkv's form after rope_blocks (Llama's merged q/k/v): Q and K are Ropes of
@@ -518,7 +518,7 @@ bool pack_rope_qkv(Graph& g, Node& n, const Uses& u) {
   Value* x = rq->inputs[0];
   if (!x->rank_known || x->shape.size() != 3 || !is_static(x->shape)) return false;
   int64_t hq = 0, hkv = 0, d = 0, dk = 0;
-  if (!block_rope(rq, x, 0, hq, d) || !block_rope(rk, x, hq * d, hkv, dk) || dk != d) return false;
+  if (!block_rope(*rq, x, 0, hq, d) || !block_rope(*rk, x, hq * d, hkv, dk) || dk != d) return false;
   if (rk->inputs[1] != rq->inputs[1] || rk->inputs[2] != rq->inputs[2] ||
       rk->attrs.get_int("interleaved", 0) != rq->attrs.get_int("interleaved", 0))
     return false;

@@ -160,9 +160,8 @@ void k_rope(KernelContext& ctx) {
     const std::vector<int64_t> b = ctx.attrs().get_ints("block");
     std::string bad = rules::rope_block_shape(x.shape(), b, blk);
     if (!bad.empty()) ctx.error(bad);
-    if ((r.full ? x.shape() : blk) != y.shape())
-      ctx.error(r.full ? "Y " : "block of X ", to_string(r.full ? y.shape() : blk), " does not fit ",
-                r.full ? "X " : "Y ", to_string(r.full ? x.shape() : y.shape()));
+    if (r.full && y.shape() != x.shape()) ctx.error("Y ", to_string(y.shape()), " is not X's shape ", to_string(x.shape()), " (full = 1)");
+    if (!r.full && blk != y.shape()) ctx.error("block of X ", to_string(blk), " is not Y ", to_string(y.shape()));
     r.in_row = x.dim(-1), r.width = b[1] * b[2], r.begin = b[0];
   }
   if (blk.size() > size_t(kMaxRank)) ctx.error("rank ", blk.size(), " is above the ", kMaxRank, " this kernel takes");
