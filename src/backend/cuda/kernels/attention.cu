@@ -450,7 +450,7 @@ __global__ void decode_combine(const float* __restrict__ part, int splits, T* __
 
 // Decode rows over few keys (Llama's B64 T1 layer: one key each): decode_fwd's
 // block per row spends its time on block-wide reductions for one score. Here
-// a warp owns a query row and each lane kE = HD/32 consecutive elements of
+// a warp owns a query row and each lane E = HD/32 consecutive elements of
 // it (and of every K and V row: 4- to 16-byte loads); keys run one after
 // another with an online softmax, the dot product summed across the warp by
 // shuffles. Same arithmetic order per key as simple_fwd; f16/bf16/f32.

@@ -188,6 +188,32 @@ __device__ __forceinline__ void load_input(const FInput& in, uint32_t base, bool
   }
 }
 
+// Two floats rounded to f16/bf16 by one conversion instruction (cvt.rn.f16x2 / bf16x2): the
+// same rounding as one at a time, half the instructions (the 16-bit programs' conversions are
+// a large share of their work).
+template <typename T>
+__device__ __forceinline__ void round2(float a, float b, T& lo, T& hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 h = __floats2half2_rn(a, b);
+    lo = h.x, hi = h.y;
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    lo = h.x, hi = h.y;
+  }
+}
+
+// Each of r rounded to T and back (V even).
+template <typename T, int V>
+__device__ __forceinline__ void round_in_place(float (&r)[V]) {
+  static_assert(V % 2 == 0, "values are rounded in pairs");
+#pragma unroll
+  for (int t = 0; t < V; t += 2) {
+    T lo, hi;
+    round2(r[t], r[t + 1], lo, hi);
+    r[t] = load(&lo, 0), r[t + 1] = load(&hi, 0);
+  }
+}
+
 template <int V>
 __device__ __forceinline__ void store_out(FType type, void* p, uint32_t base, bool full, uint32_t n, const float (&v)[V]) {
   auto go = [&]<typename T>(auto conv) {
@@ -195,17 +221,8 @@ __device__ __forceinline__ void store_out(FType type, void* p, uint32_t base, bo
     if (full) {
       FVec<T, V> w;
       if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
-        // Two values per conversion instruction (cvt.rn.f16x2 / bf16x2), the same rounding.
 #pragma unroll
-        for (int t = 0; t < V; t += 2) {
-          if constexpr (std::is_same_v<T, __half>) {
-            const __half2 h = __floats2half2_rn(v[t], v[t + 1]);
-            w.x[t] = h.x, w.x[t + 1] = h.y;
-          } else {
-            const __nv_bfloat162 h = __floats2bfloat162_rn(v[t], v[t + 1]);
-            w.x[t] = h.x, w.x[t + 1] = h.y;
-          }
-        }
+        for (int t = 0; t < V; t += 2) round2(v[t], v[t + 1], w.x[t], w.x[t + 1]);
       } else {
 #pragma unroll
         for (int t = 0; t < V; ++t) w.x[t] = conv(v[t]);
@@ -311,22 +328,9 @@ __device__ __forceinline__ void eval_core(EwOp op, int nread, int s0, int s1, in
       for (int t = 0; t < V; ++t) r[t] = x[t];
       break;
   }
-  static_assert(V % 2 == 0, "the rounding below takes values in pairs");
-  switch (type) {  // round to the result's dtype, two values per conversion (the same rounding)
-    case kF16:
-#pragma unroll
-      for (int t = 0; t < V; t += 2) {
-        const float2 f = __half22float2(__floats2half2_rn(r[t], r[t + 1]));
-        r[t] = f.x, r[t + 1] = f.y;
-      }
-      break;
-    case kBF16:
-#pragma unroll
-      for (int t = 0; t < V; t += 2) {
-        const float2 f = __bfloat1622float2(__floats2bfloat162_rn(r[t], r[t + 1]));
-        r[t] = f.x, r[t + 1] = f.y;
-      }
-      break;
+  switch (type) {  // round to the result's dtype
+    case kF16: round_in_place<__half>(r); break;
+    case kBF16: round_in_place<__nv_bfloat16>(r); break;
     case kBool:
 #pragma unroll
       for (int t = 0; t < V; ++t) r[t] = r[t] != 0.0f ? 1.0f : 0.0f;
