@@ -138,11 +138,20 @@ void plan_layout(GemmPlan& g, const Node& node) {
   bool has_bias = node.op != "MatMul" && node.inputs.size() > 2 && node.inputs[2];
   if (p.dtype == DType::f64 || p.n % per16 == 0 || !is_constant_input(node, 1)) return;
   if (has_bias && !is_constant_input(node, 2)) return;
+  if (!pad_unaligned_n()) return;
   g.real_n = p.n;
   p.n = (p.n + 63) / 64 * 64;
 }
 
 }  // namespace
+
+bool pad_unaligned_n() {
+  static const bool v = [] {
+    const char* e = std::getenv("TESSERA_GEMM_PAD_N");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return v;
+}
 
 int64_t skinny_gemm_max_m() {
   static const int64_t v = [] {

@@ -67,6 +67,13 @@ struct GemmPlan {
 // TESSERA_SKINNY_GEMM_MAX_M (0..64) to run it (it is tested by the GPU harness).
 int64_t skinny_gemm_max_m();
 
+// Whether plan_gemm pads an unaligned N (GemmPlan::real_n): yes by default;
+// TESSERA_GEMM_PAD_N=0 hands cuBLASLt the unaligned rows directly instead, so
+// the two can be timed against each other (GPT-2's LM head, N = 50257: the
+// padded path's copy-out is a third of that node; the direct path was never
+// measured). Build and run with the same setting.
+bool pad_unaligned_n();
+
 // The plan for a MatMul / Gemm / FusedMatMul node given its operand shapes
 // (c_shape null when Gemm has no C). The output shape is the op's inference.
 GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b, const Shape* c_shape);
