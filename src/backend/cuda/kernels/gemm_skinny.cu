@@ -24,6 +24,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels/gemm_act.cuh"
 #include "backend/cuda/kernels/gemm_skinny.h"
+#include "backend/cuda/kernels/mma.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -34,18 +35,6 @@ constexpr int kNkTiles = 4;            // W[N, K]: n-tiles of 8 per warp
 constexpr int kNkCols = 8 * kNkTiles;  // columns per block
 constexpr int kNkUnroll = 2;           // W[N, K]: chunks in flight per warp
 constexpr int kKnCols = 64;            // W[K, N]: columns per block
-
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
