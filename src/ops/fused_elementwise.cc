@@ -49,6 +49,11 @@ void set_fused_program(Attributes& attrs, const FusedProgram& p) {
     }
     expr += ")";
   }
+  std::vector<int64_t> blocks;
+  for (size_t k = 0; k < p.blocks.size(); ++k)
+    if (!p.blocks[k].whole()) blocks.insert(blocks.end(), {int64_t(k), p.blocks[k].start, p.blocks[k].width});
+  attrs.erase("blocks");
+  if (!blocks.empty()) attrs.set("blocks", blocks);
   attrs.set("ops", ops);
   attrs.set("arity", arity);
   attrs.set("args", args);
@@ -87,14 +92,43 @@ FusedProgram get_fused_program(const Node& node) {
     p.instrs.push_back(std::move(in));
   }
   if (at != args.size()) bad("attribute 'args' is longer than the arities say");
+  p.blocks.assign(size_t(p.n_inputs), FusedBlock{});
+  if (a.has("blocks")) {
+    std::vector<int64_t> b = a.get_ints("blocks");
+    if (b.empty() || b.size() % 3 != 0) bad("attribute 'blocks' must be [input, start, width] triples, got ", b.size(), " ints");
+    for (size_t i = 0; i < b.size(); i += 3) {
+      if (b[i] < 0 || b[i] >= p.n_inputs) bad("a block of input ", b[i], " of ", p.n_inputs);
+      if (b[i + 1] < 0 || b[i + 2] < 1) bad("the block of input ", b[i], " starts at ", b[i + 1], " with width ", b[i + 2]);
+      FusedBlock& fb = p.blocks[size_t(b[i])];
+      if (!fb.whole()) bad("input ", b[i], " has two blocks");
+      fb = {b[i + 1], b[i + 2]};
+    }
+  }
   return p;
+}
+
+Shape block_shape(const Shape& in, const FusedBlock& b, const std::string& where) {
+  if (b.whole()) return in;
+  if (in.empty() || b.start + b.width > in.back())
+    fail(ErrorKind::Shape, where, ": columns ", b.start, "..", b.start + b.width - 1, " of an input of shape ", to_string(in));
+  Shape s = in;
+  s.back() = b.width;
+  return s;
 }
 
 namespace {
 
 std::vector<TensorType> infer(const InferContext& c) {
   FusedProgram p = get_fused_program(c.node());
-  return {broadcast_inputs(c, p.instrs.back().dtype)};
+  const std::string where = str("node '", c.node().name, "' (FusedElementwise)");
+  TensorType t{p.instrs.back().dtype, {}, true};
+  for (size_t i = 0; i < c.num_inputs(); ++i) {
+    if (!c.has_input(i)) continue;
+    const TensorType& in = c.input(i);
+    if (!in.rank_known) return {TensorType{t.dtype, {}, false}};
+    t.shape = broadcast_shapes(t.shape, block_shape(in.shape, p.blocks[i], where + " input " + std::to_string(i)), where);
+  }
+  return {t};
 }
 
 TESSERA_REGISTER_OP({"FusedElementwise", 1, 64, 1, 1, infer});

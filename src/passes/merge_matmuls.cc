@@ -5,6 +5,7 @@
 #include <map>
 #include <unordered_set>
 
+#include "ops/fused_elementwise.h"
 #include "passes/uses.h"
 
 namespace tessera {
@@ -101,6 +102,21 @@ void merge(Graph& g, const std::vector<Node*>& group, const Uses& u, std::unorde
   }
 }
 
+// Whether the group may merge beyond kMergeMaxN columns: few rows of A, and every output read
+// only by elementwise ops that fuse_elementwise will fuse (the Split then becomes column blocks).
+bool wide_ok(const std::vector<Node*>& group, const Uses& u) {
+  const Value* a = group[0]->inputs[0];
+  if (!is_static(a->shape) || numel(a->shape) / a->shape.back() > kMergeWideMaxRows) return false;
+  for (const Node* mm : group) {
+    const Value* y = mm->outputs[0];
+    auto it = u.readers.find(y);
+    if (u.outputs.count(y) || it == u.readers.end()) return false;
+    for (const Node* r : it->second)
+      if (!r->domain.empty() || !is_fusible_elementwise(r->op)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void merge_matmuls(Graph& g) {
@@ -118,7 +134,7 @@ void merge_matmuls(Graph& g) {
   for (auto& group : siblings) {
     int64_t n_total = 0;
     for (const Node* mm : group) n_total += mm->inputs[1]->shape[1];
-    if (group.size() < 2 || n_total > kMergeMaxN) continue;
+    if (group.size() < 2 || (n_total > kMergeMaxN && !wide_ok(group, u))) continue;
     merge(g, group, u, dead);
   }
   if (dead.empty()) return;

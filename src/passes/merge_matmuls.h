@@ -7,14 +7,20 @@
 // fuse_gemm_epilogue puts in the GEMM's epilogue). Only
 // when every N_i is a multiple of 8 and the sum is at most kMergeMaxN (the
 // wide MLP projections are efficient alone, and their Split would copy more
-// than the launch saves). Runs after fuse_attention and before
-// fuse_gemm_epilogue; a weight that also feeds another node is left alone.
+// than the launch saves) -- or, wider, when A has at most kMergeWideMaxRows
+// rows (decode: the GEMMs stream their weights, one launch fewer is one ramp
+// fewer) and every output is read only by fusible elementwise ops (Llama's
+// gate and up by SwiGLU: after fuse_elementwise, fuse_split_blocks has SwiGLU
+// read the merged output's columns, so no Split copy is made). Runs after
+// fuse_attention and before fuse_gemm_epilogue; a weight that also feeds
+// another node is left alone.
 #pragma once
 #include "ir/graph.h"
 
 namespace tessera {
 
 constexpr int64_t kMergeMaxN = 8192;
+constexpr int64_t kMergeWideMaxRows = 256;
 
 void merge_matmuls(Graph& g);
 

@@ -19,6 +19,14 @@ IndexMap broadcast_map(const Shape& in, const Shape& out) {
 
 IndexMap contiguous_map(const Shape& shape) { return broadcast_map(shape, shape); }
 
+IndexMap block_map(const Shape& in, int64_t width, const Shape& out) {
+  Shape block = in;
+  block.back() = width;
+  IndexMap m = broadcast_map(block, out);
+  for (int d = 0; d + 1 < m.rank; ++d) m.strides[d] = m.strides[d] / width * in.back();  // multiples of width
+  return m;
+}
+
 void check_launch(const KernelContext& ctx) {
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) ctx.error("kernel launch failed: ", cudaGetErrorString(e));

@@ -71,6 +71,10 @@ struct IndexMap {
 IndexMap broadcast_map(const Shape& in, const Shape& out);
 // Row-major contiguous strides of `shape` (an identity map).
 IndexMap contiguous_map(const Shape& shape);
+// broadcast_map of a column block [..., start : start + width] of a tensor of
+// shape `in` (start is the caller's pointer offset): the outer dims step whole
+// rows of in's last dim.
+IndexMap block_map(const Shape& in, int64_t width, const Shape& out);
 
 // Grid for a flat loop of n elements with 256-thread blocks (grid-stride loops
 // cover the rest when n is huge).

@@ -4,15 +4,34 @@
 #include "backend/cpu/kernel_registry.h"
 #include "ops/fused_elementwise.h"
 
+#include <cstring>
+
 namespace tessera::cpu {
 namespace {
 
+// Columns b.start..b.start+b.width-1 of x's last axis, as a tensor of their own.
+Tensor column_block(const Tensor& x, const FusedBlock& b, const std::string& where) {
+  Tensor y = Tensor::empty(x.dtype(), block_shape(x.shape(), b, where));
+  const size_t es = dtype_size(x.dtype());
+  const int64_t w = x.shape().back(), rows = y.numel() / b.width;
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(static_cast<char*>(y.raw()) + size_t(r * b.width) * es,
+                static_cast<const char*>(x.raw()) + size_t(r * w + b.start) * es, size_t(b.width) * es);
+  return y;
+}
+
 void k_fused_elementwise(KernelContext& c) {
   FusedProgram p = get_fused_program(c.node());
+  std::vector<Tensor> blocks(size_t(p.n_inputs));  // the inputs read as column blocks
+  for (int k = 0; k < p.n_inputs; ++k)
+    if (!p.blocks[size_t(k)].whole())
+      blocks[size_t(k)] = column_block(c.input(size_t(k)), p.blocks[size_t(k)],
+                                       str("node '", c.node().name, "' (FusedElementwise) input ", k));
   std::vector<Tensor> results;  // results[k]: instruction k's value
   auto slot = [&](int s) -> const Tensor* {
     if (s < 0) return nullptr;
-    return s < p.n_inputs ? &c.input(size_t(s)) : &results[size_t(s - p.n_inputs)];
+    if (s < p.n_inputs) return p.blocks[size_t(s)].whole() ? &c.input(size_t(s)) : &blocks[size_t(s)];
+    return &results[size_t(s - p.n_inputs)];
   };
   Value operand, result;  // placeholders: the instruction node only needs their presence
   for (size_t k = 0; k < p.instrs.size(); ++k) {

@@ -244,12 +244,28 @@ __device__ __forceinline__ void store_out(FType type, void* p, uint32_t base, bo
 
 // ---- one instruction on V elements ---------------------------------------------
 
-// The float kernel's unary ops: ew_ops.cuh's, but Sigmoid through the fast
-// exponential and a correctly rounded reciprocal (__expf's few-ulp error is far
-// inside the f32 tolerance; exp(-x) = inf for x < -88 gives 1/inf = 0, as it should).
+// 2^x and 1/x on the special-function unit alone (ex2/rcp.approx.ftz: at most 2 ulp and
+// 1 ulp, subnormals flushed), one instruction each and no branch.
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float rcp_approx(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// The float kernel's unary ops: ew_ops.cuh's, but Sigmoid as 1 / (1 + 2^(-x·log2 e))
+// through ex2_approx and rcp_approx: a few ulp, far inside the f32 tolerance, and
+// branch-free, so a thread's V sigmoids overlap (the correctly rounded __frcp_rn and
+// __expf's subnormal guard branched per element and serialised them: SwiGLU's kernel
+// was bound by them, at 54% of DRAM bandwidth). x < -88: 2^(127+) = inf, 1/inf = 0;
+// x > 87: 2^(-126-) flushes to 0, 1/1 = 1; NaN stays NaN.
 template <EwOp OP>
 __device__ __forceinline__ float fast_unary(float x, float a, float b) {
-  if constexpr (OP == EwOp::sigmoid) return __frcp_rn(1.0f + __expf(-x));
+  if constexpr (OP == EwOp::sigmoid) return rcp_approx(1.0f + ex2_approx(x * -1.44269504088896340736f));
   else return ew_unary_op<OP, float>(x, a, b);
 }
 
@@ -512,20 +528,21 @@ int assign_registers(const EwProgram& p, FLaunch& L, int max_regs, const std::ve
   return used;
 }
 
-// The collapsed broadcast map of `t` under `out`, and its mode for groups of V.
-bool set_input(FInput& f, const Tensor& t, const Shape& out, uint32_t n, int V) {
-  f.ptr = t.raw();
+// The collapsed broadcast map of `t` (of its column block `b`) under `out`, and its mode for
+// groups of V.
+bool set_input(FInput& f, const Tensor& t, const EwBlock& b, const Shape& out, uint32_t n, int V) {
+  f.ptr = static_cast<const char*>(t.raw()) + (b.whole() ? 0 : b.start * int64_t(dtype_size(t.dtype())));
   if (!ftype_of(t.dtype(), f.type)) return false;
   const uintptr_t vec_bytes = uintptr_t(dtype_size(t.dtype())) * uintptr_t(V);
-  const bool aligned = reinterpret_cast<uintptr_t>(t.raw()) % vec_bytes == 0;
-  if (t.numel() == int64_t(n)) {
+  const bool aligned = reinterpret_cast<uintptr_t>(f.ptr) % vec_bytes == 0;
+  if (b.whole() && t.numel() == int64_t(n)) {
     f.mode = aligned ? kSame : kGather;
     if (f.mode == kSame) return true;
-  } else if (t.numel() == 1) {
+  } else if (b.whole() && t.numel() == 1) {
     f.mode = kScalar;
     return true;
   }
-  IndexMap m = broadcast_map(t.shape(), out);
+  IndexMap m = b.whole() ? broadcast_map(t.shape(), out) : block_map(t.shape(), b.width, out);
   std::vector<std::pair<int64_t, int64_t>> dims;  // (size, stride), outermost first, size-1 dims dropped
   for (int d = 0; d < m.rank; ++d) {
     if (m.sizes[d] == 1) continue;
@@ -543,9 +560,11 @@ bool set_input(FInput& f, const Tensor& t, const Shape& out, uint32_t n, int V) 
   }
   if (f.mode == kGather) return true;  // a misaligned same-shape input
   auto [inner, inner_stride] = dims.back();
+  bool outer_aligned = true;  // every group of V starts on a vector boundary (a block's rows too)
+  for (size_t d = 0; d + 1 < dims.size(); ++d) outer_aligned = outer_aligned && dims[d].second % V == 0;
   if (inner % V != 0) f.mode = kGather;
   else if (inner_stride == 0) f.mode = kSplat;
-  else f.mode = inner_stride == 1 && aligned ? kContig : kGather;
+  else f.mode = inner_stride == 1 && aligned && outer_aligned ? kContig : kGather;
   return true;
 }
 
@@ -585,7 +604,7 @@ bool launch_known(const KernelContext& ctx, const FLaunch& L) {
 }  // namespace
 
 bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
-                 const std::vector<const Tensor*>& host, Tensor& out) {
+                 const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks, Tensor& out) {
   const int64_t n = out.numel();
   if (n <= 0 || n >= (int64_t(1) << 31) || p.n_inputs > kEwMaxInputs) return false;
   FLaunch L;
@@ -615,6 +634,7 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
   for (int k = 0; k < p.n_inputs; ++k) {
     if (!read[size_t(k)]) continue;
     const Tensor* h = size_t(k) < host.size() ? host[size_t(k)] : nullptr;
+    if (size_t(k) < blocks.size() && !blocks[size_t(k)].whole()) h = nullptr;  // a block is read, never an immediate
     FType ft;
     if (h && h->numel() == 1 && h->dtype() == inputs[size_t(k)]->dtype() && ftype_of(h->dtype(), ft)) {
       imm[size_t(k)] = true;
@@ -640,7 +660,8 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
   if (reinterpret_cast<uintptr_t>(L.out) % out_vec != 0) return false;
   for (int k = 0; k < p.n_inputs; ++k) {
     if (!reg_input[size_t(k)]) continue;
-    if (!set_input(L.in[L.n_in++], *inputs[size_t(k)], out.shape(), L.n, V)) return false;
+    const EwBlock b = size_t(k) < blocks.size() ? blocks[size_t(k)] : EwBlock{};
+    if (!set_input(L.in[L.n_in++], *inputs[size_t(k)], b, out.shape(), L.n, V)) return false;
   }
   if (known && (launch_known<GeluTanh>(ctx, L) || launch_known<SiluMul>(ctx, L) || launch_known<MulMulAdd>(ctx, L))) {
   } else if (regs <= 4) {

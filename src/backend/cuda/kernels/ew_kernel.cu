@@ -339,7 +339,7 @@ __global__ void __launch_bounds__(256) ew_kernel(const __grid_constant__ EwLaunc
 }  // namespace
 
 void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
-                    const std::vector<const Tensor*>& host) {
+                    const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks) {
   if (int(inputs.size()) != p.n_inputs || p.n_instrs < 1)
     ctx.error("elementwise program with ", p.n_inputs, " inputs and ", p.n_instrs, " instructions given ", inputs.size(), " tensors");
   if (out.dtype() != p.out_dtype())
@@ -350,7 +350,15 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     if (inputs[size_t(k)]->dtype() != p.in_dtype[k])
       ctx.error("input ", k, " of the elementwise program is ", dtype_name(inputs[size_t(k)]->dtype()), ", expected ",
                 dtype_name(p.in_dtype[k]));
-  if (run_ew_fast(ctx, p, inputs, host, out)) return;
+  if (!blocks.empty() && blocks.size() != inputs.size())
+    ctx.error("elementwise program with ", inputs.size(), " inputs given ", blocks.size(), " blocks");
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const EwBlock& b = blocks[k];
+    const Shape& s = inputs[k]->shape();
+    if (!b.whole() && (s.empty() || b.start < 0 || b.width < 1 || b.start + b.width > s.back()))
+      ctx.error("input ", k, " of shape ", to_string(s), " has no columns ", b.start, "..", b.start + b.width - 1);
+  }
+  if (run_ew_fast(ctx, p, inputs, host, blocks, out)) return;
   EwLaunch L;
   L.p = p;
   L.out = out.raw();
@@ -364,7 +372,11 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
       ctx.error("input ", k, " of the elementwise program is ", dtype_name(t.dtype()), ", expected ", dtype_name(p.in_dtype[k]));
     L.in[k] = t.raw();
     L.slot_kind[k] = ew_kind_of(t.dtype());
-    if (t.numel() == n) {
+    if (size_t(k) < blocks.size() && !blocks[size_t(k)].whole()) {  // a column block: strided rows
+      L.in[k] = static_cast<const char*>(t.raw()) + blocks[size_t(k)].start * int64_t(dtype_size(t.dtype()));
+      L.mode[k] = kBroadcast;
+      L.map[k] = block_map(t.shape(), blocks[size_t(k)].width, out.shape());
+    } else if (t.numel() == n) {
       L.mode[k] = kSameShape;
       vec = vec && aligned(t.raw(), t.dtype());
     } else if (t.numel() == 1) {

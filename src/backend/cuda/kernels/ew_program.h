@@ -98,17 +98,25 @@ class EwBuilder {
 // True for the op names EwBuilder::add knows.
 bool ew_supported(const std::string& op);
 
+// A program input read as columns start..start+width-1 of its tensor's last
+// axis (FusedElementwise's blocks); width < 0: the whole tensor.
+struct EwBlock {
+  int64_t start = 0, width = -1;
+  bool whole() const { return width < 0; }
+};
+
 // Runs `p` on ctx's stream: inputs[k] is program input k (a device tensor that
-// broadcasts to `out`); `out` receives the last instruction's result. host[k],
-// when given and not null, is input k's value on the host (ctx.host_value):
-// one-element ones become immediates of the fast path instead of loads.
+// broadcasts to `out`, or whose column block blocks[k] does); `out` receives
+// the last instruction's result. host[k], when given and not null, is input
+// k's value on the host (ctx.host_value): one-element ones become immediates
+// of the fast path instead of loads. Blocks must fit their tensors (checked).
 void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
-                    const std::vector<const Tensor*>& host = {});
+                    const std::vector<const Tensor*>& host = {}, const std::vector<EwBlock>& blocks = {});
 
 // run_ew_program's fast path (ew_fast.cu): runs `p` and returns true when
 // every value is float-like (f32/f16/bf16/bool, computed in f32) and the
 // output has fewer than 2^31 elements; returns false, launching nothing, else.
 bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
-                 const std::vector<const Tensor*>& host, Tensor& out);
+                 const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks, Tensor& out);
 
 }  // namespace tessera::cuda
