@@ -2,9 +2,13 @@
 // the common transformer case (f16/bf16/f32, a row of at most 1024 16-byte
 // chunks, 16-byte aligned rows, scale and bias spanning the whole row).
 //
-// A block owns a row; each thread loads its C chunks of 16 bytes once, keeps
-// them in registers for the statistics and the output, and writes its output
-// chunk in 8-, 16- or 32-byte stores of the output's compile-time dtype.
+// A block owns a row (W = false), or, for rows of at most 32·kMaxChunks
+// chunks (GPT-2's 768), a warp does (W = true: kWarpRows rows a block, the
+// statistics by shuffles alone: a block's two reductions cost six barriers,
+// which held GPT-2's LayerNorm at 44% of DRAM bandwidth on the H200). Each
+// thread loads its C chunks of 16 bytes once, keeps them in registers for the
+// statistics and the output, and writes its output chunk in 8-, 16- or
+// 32-byte stores of the output's compile-time dtype.
 // The general kernels in normalization.cu read the row twice and store one
 // element at a time through a run-time dtype switch; on an H200 they reached
 // ~15% of copy bandwidth on Llama's [2048, 4096] bf16 rows.
@@ -31,6 +35,25 @@ struct Sum {
 __device__ __forceinline__ float block_sum(float v) {
   return block_all_reduce(Sum{v}, [](Sum& a, const Sum& b) { a.s += b.s; }).s;
 }
+
+constexpr int kWarpRows = 4;  // rows of a block when a warp owns a row
+
+// The threads of one row: the block (W = false) or a warp (W = true). Chunk c of the
+// thread is index tid + c·nt; rows first, first + step, ...
+template <bool W>
+struct Team {
+  int tid, nt;
+  int64_t first, step;
+  __device__ Team()
+      : tid(W ? int(threadIdx.x & 31) : int(threadIdx.x)),
+        nt(W ? 32 : int(blockDim.x)),
+        first(W ? int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5) : int64_t(blockIdx.x)),
+        step(W ? int64_t(gridDim.x) * (blockDim.x >> 5) : int64_t(gridDim.x)) {}
+  __device__ float sum(float v) const {
+    if constexpr (W) return warp_all_reduce(Sum{v}, [](Sum& a, const Sum& b) { a.s += b.s; }).s;
+    else return block_sum(v);
+  }
+};
 
 // N values of type O from/to memory in one or two vector accesses (N·sizeof(O) is 8, 16 or 32 bytes).
 template <typename O, int N>
@@ -68,40 +91,41 @@ __device__ __forceinline__ O from_f32(float v) {
   else return v;
 }
 
-// The thread's chunks of row `r`: chunk c is index threadIdx.x + c·blockDim.x (valid below nv).
+// The thread's chunks of a row: chunk c is index tid + c·nt (valid below nv).
 template <typename T, int C>
 struct Row {
   static constexpr int V = 16 / int(sizeof(T));
   uint4 raw[C];
   __device__ float at(int c, int k) const { return float(reinterpret_cast<const T*>(&raw[c])[k]); }
-  __device__ void load(const T* row, int nv) {
+  __device__ void load(const T* row, int nv, int tid, int nt) {
     const uint4* p = reinterpret_cast<const uint4*>(row);
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-      int i = int(threadIdx.x) + c * int(blockDim.x);
+      int i = tid + c * nt;
       raw[c] = i < nv ? __ldg(p + i) : make_uint4(0, 0, 0, 0);  // zeros add nothing to the sums
     }
   }
 };
 
 // Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * scale, Y and scale of dtype O.
-template <typename T, typename O, int C>
+template <typename T, typename O, int C, bool W>
 __global__ void __launch_bounds__(kMaxThreads) rms_norm(const T* __restrict__ x, O* __restrict__ y,
                                                         const O* __restrict__ scale, int64_t rows, int n, float eps) {
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  const Team<W> team;
+  for (int64_t r = team.first; r < rows; r += team.step) {
     Row<T, C> row;
-    row.load(x + r * n, nv);
+    row.load(x + r * n, nv, team.tid, team.nt);
     float ss = 0.0f;
 #pragma unroll
     for (int c = 0; c < C; ++c)
 #pragma unroll
       for (int k = 0; k < V; ++k) ss += row.at(c, k) * row.at(c, k);
-    const float inv = 1.0f / sqrtf(block_sum(ss) / float(n) + eps);
+    const float inv = 1.0f / sqrtf(team.sum(ss) / float(n) + eps);
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-      int i = int(threadIdx.x) + c * int(blockDim.x);
+      int i = team.tid + c * team.nt;
       if (i >= nv) continue;
       Vec<O, V> s = load_vec<O, V>(scale + int64_t(i) * V), out;
 #pragma unroll
@@ -112,36 +136,37 @@ __global__ void __launch_bounds__(kMaxThreads) rms_norm(const T* __restrict__ x,
 }
 
 // Y[r] = (X[r] - mean) / sqrt(var + eps) * scale (+ bias), all of dtype T; Mean and InvStdDev if asked.
-template <typename T, int C>
+template <typename T, int C, bool W>
 __global__ void __launch_bounds__(kMaxThreads) layer_norm(const T* __restrict__ x, T* __restrict__ y,
                                                           const T* __restrict__ scale, const T* __restrict__ bias,
                                                           FloatOut mean_out, FloatOut inv_out, int64_t rows, int n,
                                                           float eps) {
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  const Team<W> team;
+  for (int64_t r = team.first; r < rows; r += team.step) {
     Row<T, C> row;
-    row.load(x + r * n, nv);
+    row.load(x + r * n, nv, team.tid, team.nt);
     float s = 0.0f;
 #pragma unroll
     for (int c = 0; c < C; ++c)
 #pragma unroll
       for (int k = 0; k < V; ++k) s += row.at(c, k);
-    const float mean = block_sum(s) / float(n);
+    const float mean = team.sum(s) / float(n);
     float d2 = 0.0f;
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-      if (int(threadIdx.x) + c * int(blockDim.x) >= nv) continue;  // padding zeros are not (0 - mean)^2
+      if (team.tid + c * team.nt >= nv) continue;  // padding zeros are not (0 - mean)^2
 #pragma unroll
       for (int k = 0; k < V; ++k) {
         float d = row.at(c, k) - mean;
         d2 += d * d;
       }
     }
-    const float inv = 1.0f / sqrtf(block_sum(d2) / float(n) + eps);
+    const float inv = 1.0f / sqrtf(team.sum(d2) / float(n) + eps);
 #pragma unroll
     for (int c = 0; c < C; ++c) {
-      int i = int(threadIdx.x) + c * int(blockDim.x);
+      int i = team.tid + c * team.nt;
       if (i >= nv) continue;
       Vec<T, V> sc = load_vec<T, V>(scale + int64_t(i) * V), b{}, out;
       if (bias) b = load_vec<T, V>(bias + int64_t(i) * V);
@@ -153,20 +178,29 @@ __global__ void __launch_bounds__(kMaxThreads) layer_norm(const T* __restrict__ 
       }
       store_vec<T, V>(y + r * n + int64_t(i) * V, out);
     }
-    if (threadIdx.x == 0) {
+    if (team.tid == 0) {
       if (mean_out.p) mean_out.put(r, mean);
       if (inv_out.p) inv_out.put(r, inv);
     }
   }
 }
 
-// Threads and chunks per thread for a row of nv 16-byte chunks; chunks 0 when the row is too long.
+// Threads a block, chunks per thread and whether a warp owns a row, for rows of nv 16-byte
+// chunks; chunks 0 when the row is too long.
 struct Launch {
   int threads = 0, chunks = 0;
+  bool warp = false;
+  // Blocks for `rows` rows (at most 2^20; the kernels step over the rest).
+  unsigned grid(int64_t rows) const {
+    const int64_t b = warp ? (rows + kWarpRows - 1) / kWarpRows : rows;
+    return unsigned(b < (int64_t(1) << 20) ? b : (int64_t(1) << 20));
+  }
 };
 inline Launch launch_for(int64_t nv) {
   for (int c = 1; c <= kMaxChunks; c *= 2)
-    if (nv <= int64_t(c) * kMaxThreads) return {int((nv + c - 1) / c + 31) / 32 * 32, c};
+    if (nv <= int64_t(c) * 32) return {32 * kWarpRows, c, true};
+  for (int c = 1; c <= kMaxChunks; c *= 2)
+    if (nv <= int64_t(c) * kMaxThreads) return {int((nv + c - 1) / c + 31) / 32 * 32, c, false};
   return {};
 }
 

@@ -133,10 +133,11 @@ void k_softmax(KernelContext& ctx) {
   check_launch(ctx);
 }
 
-// norm_rows.cuh's kernel for `chunks` (1, 2 or 4) 16-byte chunks per thread.
-template <template <int> class K>
-auto by_chunks(int chunks) {
-  return chunks == 1 ? K<1>::fn : chunks == 2 ? K<2>::fn : K<4>::fn;
+// norm_rows.cuh's kernel for `chunks` (1, 2 or 4) 16-byte chunks per thread, a warp or a block a row.
+template <template <int, bool> class K>
+auto by_chunks(const norm_rows::Launch& l) {
+  if (l.warp) return l.chunks == 1 ? K<1, true>::fn : l.chunks == 2 ? K<2, true>::fn : K<4, true>::fn;
+  return l.chunks == 1 ? K<1, false>::fn : l.chunks == 2 ? K<2, false>::fn : K<4, false>::fn;
 }
 
 // The register-resident rows (norm_rows.cuh) fit: a 16-bit or f32 X whose
@@ -150,7 +151,6 @@ norm_rows::Launch fast_rows(int64_t n, size_t elem, std::initializer_list<const 
     if (!aligned16(p)) return {};
   return norm_rows::launch_for(n / v);
 }
-unsigned row_grid(int64_t rows) { return unsigned(std::min<int64_t>(rows, 1 << 20)); }
 
 // ---- LayerNormalization -------------------------------------------------------
 
@@ -186,9 +186,9 @@ __global__ void layer_norm_rows(const T* x, T* y, ParamVec scale, ParamVec bias,
 
 template <typename T>
 struct LayerNormK {
-  template <int C>
+  template <int C, bool W>
   struct At {
-    static constexpr auto fn = norm_rows::layer_norm<T, C>;
+    static constexpr auto fn = norm_rows::layer_norm<T, C, W>;
   };
 };
 
@@ -216,8 +216,8 @@ void k_layer_norm(KernelContext& ctx) {
       norm_rows::Launch l = params ? fast_rows(n, sizeof(T), {x.raw(), ctx.output(0).raw(), sc.raw(), b ? b->raw() : nullptr})
                                    : norm_rows::Launch{};
       if (l.chunks) {
-        auto k = by_chunks<LayerNormK<T>::template At>(l.chunks);
-        k<<<row_grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
+        auto k = by_chunks<LayerNormK<T>::template At>(l);
+        k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
             static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()), static_cast<const T*>(sc.raw()),
             b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps);
         return;
@@ -261,9 +261,9 @@ __global__ void rms_norm_rows(const T* x, FloatOut y, ParamVec scale, int64_t ro
 
 template <typename T, typename O>
 struct RmsNormK {
-  template <int C>
+  template <int C, bool W>
   struct At {
-    static constexpr auto fn = norm_rows::rms_norm<T, O, C>;
+    static constexpr auto fn = norm_rows::rms_norm<T, O, C, W>;
   };
 };
 
@@ -272,8 +272,8 @@ template <typename T>
 bool launch_rms_fast(KernelContext& ctx, const norm_rows::Launch& l, DType y_dtype, const void* x, void* y,
                      const void* scale, int64_t rows, int64_t n, float eps) {
   auto go = [&]<typename O>() {
-    auto k = by_chunks<RmsNormK<T, O>::template At>(l.chunks);
-    k<<<row_grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<O*>(y),
+    auto k = by_chunks<RmsNormK<T, O>::template At>(l);
+    k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<O*>(y),
                                                                  static_cast<const O*>(scale), rows, int(n), eps);
     return true;
   };
