@@ -33,4 +33,8 @@ CASES += [
     Case("LayerNormalization", {"X": f(4, 768, dtype=np.float16), "Scale": f(768, dtype=np.float16),
                                 "B": f(768, dtype=np.float16)}, id="gpt2-row-f16"),
     Case("LayerNormalization", {"X": f(2, 1030), "Scale": f(1030), "B": f(1030)}, id="unaligned-row"),
+    # CUDA: a warp a row (at most 128 chunks): rows that leave a block's last warps idle, 1 and 2 chunks a lane
+    Case("LayerNormalization", {"X": f(7, 256), "Scale": f(256), "B": f(256)}, id="warp-rows-f32"),
+    Case("LayerNormalization", {"X": f(9, 128, dtype=np.float16), "Scale": f(128, dtype=np.float16),
+                                "B": f(128, dtype=np.float16)}, n_outputs=3, id="warp-rows-f16-mean-invstd"),
 ]
