@@ -607,6 +607,8 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
                  const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks, Tensor& out) {
   const int64_t n = out.numel();
   if (n <= 0 || n >= (int64_t(1) << 31) || p.n_inputs > kEwMaxInputs) return false;
+  for (size_t k = 0; k < blocks.size() && k < inputs.size(); ++k)  // a block's tensor is larger than the output
+    if (!blocks[k].whole() && inputs[k]->numel() >= (int64_t(1) << 31)) return false;
   FLaunch L;
   L.n = uint32_t(n);
   L.n_ins = p.n_instrs;
