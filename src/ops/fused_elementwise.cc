@@ -109,7 +109,7 @@ FusedProgram get_fused_program(const Node& node) {
 
 Shape block_shape(const Shape& in, const FusedBlock& b, const std::string& where) {
   if (b.whole()) return in;
-  if (in.empty() || b.start + b.width > in.back())
+  if (in.empty() || b.start < 0 || b.width < 1 || b.start + b.width > in.back())
     fail(ErrorKind::Shape, where, ": columns ", b.start, "..", b.start + b.width - 1, " of an input of shape ", to_string(in));
   Shape s = in;
   s.back() = b.width;

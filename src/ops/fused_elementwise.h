@@ -47,7 +47,7 @@ struct FusedProgram {
 // Writes `p` into `attrs` (replacing a previous program; the blocks too).
 void set_fused_program(Attributes& attrs, const FusedProgram& p);
 // The shape `in` is read as under `b`: its last dim replaced by the width.
-// Errors name `where` when the block does not fit in `in`.
+// Errors name `where` when the block is empty, starts below 0 or does not fit in `in`.
 Shape block_shape(const Shape& in, const FusedBlock& b, const std::string& where);
 // Reads the program of a FusedElementwise node; errors name the node.
 FusedProgram get_fused_program(const Node& node);

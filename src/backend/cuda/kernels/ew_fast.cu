@@ -530,8 +530,8 @@ int assign_registers(const EwProgram& p, FLaunch& L, int max_regs, const std::ve
 
 // The collapsed broadcast map of `t` (of its column block `b`) under `out`, and its mode for
 // groups of V.
-bool set_input(FInput& f, const Tensor& t, const EwBlock& b, const Shape& out, uint32_t n, int V) {
-  f.ptr = static_cast<const char*>(t.raw()) + (b.whole() ? 0 : b.start * int64_t(dtype_size(t.dtype())));
+bool set_input(FInput& f, const Tensor& t, const FusedBlock& b, const Shape& out, uint32_t n, int V) {
+  f.ptr = block_data(t, b);
   if (!ftype_of(t.dtype(), f.type)) return false;
   const uintptr_t vec_bytes = uintptr_t(dtype_size(t.dtype())) * uintptr_t(V);
   const bool aligned = reinterpret_cast<uintptr_t>(f.ptr) % vec_bytes == 0;
@@ -604,10 +604,10 @@ bool launch_known(const KernelContext& ctx, const FLaunch& L) {
 }  // namespace
 
 bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
-                 const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks, Tensor& out) {
+                 const std::vector<const Tensor*>& host, const std::vector<FusedBlock>& blocks, Tensor& out) {
   const int64_t n = out.numel();
   if (n <= 0 || n >= (int64_t(1) << 31) || p.n_inputs > kEwMaxInputs) return false;
-  for (size_t k = 0; k < blocks.size() && k < inputs.size(); ++k)  // a block's tensor is larger than the output
+  for (size_t k = 0; k < blocks.size(); ++k)  // a block's tensor is larger than the output
     if (!blocks[k].whole() && inputs[k]->numel() >= (int64_t(1) << 31)) return false;
   FLaunch L;
   L.n = uint32_t(n);
@@ -636,7 +636,7 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
   for (int k = 0; k < p.n_inputs; ++k) {
     if (!read[size_t(k)]) continue;
     const Tensor* h = size_t(k) < host.size() ? host[size_t(k)] : nullptr;
-    if (size_t(k) < blocks.size() && !blocks[size_t(k)].whole()) h = nullptr;  // a block is read, never an immediate
+    if (!blocks[size_t(k)].whole()) h = nullptr;  // a block is read, never an immediate
     FType ft;
     if (h && h->numel() == 1 && h->dtype() == inputs[size_t(k)]->dtype() && ftype_of(h->dtype(), ft)) {
       imm[size_t(k)] = true;
@@ -662,8 +662,7 @@ bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector
   if (reinterpret_cast<uintptr_t>(L.out) % out_vec != 0) return false;
   for (int k = 0; k < p.n_inputs; ++k) {
     if (!reg_input[size_t(k)]) continue;
-    const EwBlock b = size_t(k) < blocks.size() ? blocks[size_t(k)] : EwBlock{};
-    if (!set_input(L.in[L.n_in++], *inputs[size_t(k)], b, out.shape(), L.n, V)) return false;
+    if (!set_input(L.in[L.n_in++], *inputs[size_t(k)], blocks[size_t(k)], out.shape(), L.n, V)) return false;
   }
   if (known && (launch_known<GeluTanh>(ctx, L) || launch_known<SiluMul>(ctx, L) || launch_known<MulMulAdd>(ctx, L))) {
   } else if (regs <= 4) {

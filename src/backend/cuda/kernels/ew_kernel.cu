@@ -339,7 +339,7 @@ __global__ void __launch_bounds__(256) ew_kernel(const __grid_constant__ EwLaunc
 }  // namespace
 
 void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
-                    const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks) {
+                    const std::vector<const Tensor*>& host, const std::vector<FusedBlock>& given_blocks) {
   if (int(inputs.size()) != p.n_inputs || p.n_instrs < 1)
     ctx.error("elementwise program with ", p.n_inputs, " inputs and ", p.n_instrs, " instructions given ", inputs.size(), " tensors");
   if (out.dtype() != p.out_dtype())
@@ -350,14 +350,12 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     if (inputs[size_t(k)]->dtype() != p.in_dtype[k])
       ctx.error("input ", k, " of the elementwise program is ", dtype_name(inputs[size_t(k)]->dtype()), ", expected ",
                 dtype_name(p.in_dtype[k]));
-  if (!blocks.empty() && blocks.size() != inputs.size())
-    ctx.error("elementwise program with ", inputs.size(), " inputs given ", blocks.size(), " blocks");
-  for (size_t k = 0; k < blocks.size(); ++k) {
-    const EwBlock& b = blocks[k];
-    const Shape& s = inputs[k]->shape();
-    if (!b.whole() && (s.empty() || b.start < 0 || b.width < 1 || b.start + b.width > s.back()))
-      ctx.error("input ", k, " of shape ", to_string(s), " has no columns ", b.start, "..", b.start + b.width - 1);
-  }
+  if (!given_blocks.empty() && given_blocks.size() != inputs.size())
+    ctx.error("elementwise program with ", inputs.size(), " inputs given ", given_blocks.size(), " blocks");
+  std::vector<FusedBlock> blocks = given_blocks;  // one per input
+  blocks.resize(inputs.size());
+  for (size_t k = 0; k < blocks.size(); ++k)
+    block_shape(inputs[k]->shape(), blocks[k], str("node '", ctx.node().name, "' (", ctx.node().op, ") on cuda: input ", k));
   if (run_ew_fast(ctx, p, inputs, host, blocks, out)) return;
   EwLaunch L;
   L.p = p;
@@ -370,10 +368,9 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     const Tensor& t = *inputs[size_t(k)];
     if (t.dtype() != p.in_dtype[k])
       ctx.error("input ", k, " of the elementwise program is ", dtype_name(t.dtype()), ", expected ", dtype_name(p.in_dtype[k]));
-    L.in[k] = t.raw();
+    L.in[k] = block_data(t, blocks[size_t(k)]);
     L.slot_kind[k] = ew_kind_of(t.dtype());
-    if (size_t(k) < blocks.size() && !blocks[size_t(k)].whole()) {  // a column block: strided rows
-      L.in[k] = static_cast<const char*>(t.raw()) + blocks[size_t(k)].start * int64_t(dtype_size(t.dtype()));
+    if (!blocks[size_t(k)].whole()) {  // a column block: strided rows
       L.mode[k] = kBroadcast;
       L.map[k] = block_map(t.shape(), blocks[size_t(k)].width, out.shape());
     } else if (t.numel() == n) {

@@ -19,6 +19,7 @@
 
 #include "core/dtype.h"
 #include "ir/attribute.h"
+#include "ops/fused_elementwise.h"
 
 namespace tessera::cuda {
 
@@ -98,25 +99,25 @@ class EwBuilder {
 // True for the op names EwBuilder::add knows.
 bool ew_supported(const std::string& op);
 
-// A program input read as columns start..start+width-1 of its tensor's last
-// axis (FusedElementwise's blocks); width < 0: the whole tensor.
-struct EwBlock {
-  int64_t start = 0, width = -1;
-  bool whole() const { return width < 0; }
-};
+// Where input `t` read under block `b` (FusedElementwise's blocks) starts: its column b.start.
+inline const void* block_data(const Tensor& t, const FusedBlock& b) {
+  return static_cast<const char*>(t.raw()) + (b.whole() ? 0 : b.start * int64_t(dtype_size(t.dtype())));
+}
 
 // Runs `p` on ctx's stream: inputs[k] is program input k (a device tensor that
 // broadcasts to `out`, or whose column block blocks[k] does); `out` receives
 // the last instruction's result. host[k], when given and not null, is input
 // k's value on the host (ctx.host_value): one-element ones become immediates
-// of the fast path instead of loads. Blocks must fit their tensors (checked).
+// of the fast path instead of loads. Blocks (none, or one per input) must fit
+// their tensors (block_shape checks them).
 void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs, Tensor& out,
-                    const std::vector<const Tensor*>& host = {}, const std::vector<EwBlock>& blocks = {});
+                    const std::vector<const Tensor*>& host = {}, const std::vector<FusedBlock>& blocks = {});
 
 // run_ew_program's fast path (ew_fast.cu): runs `p` and returns true when
 // every value is float-like (f32/f16/bf16/bool, computed in f32) and the
 // output has fewer than 2^31 elements; returns false, launching nothing, else.
+// blocks: one per input, checked.
 bool run_ew_fast(const KernelContext& ctx, const EwProgram& p, const std::vector<const Tensor*>& inputs,
-                 const std::vector<const Tensor*>& host, const std::vector<EwBlock>& blocks, Tensor& out);
+                 const std::vector<const Tensor*>& host, const std::vector<FusedBlock>& blocks, Tensor& out);
 
 }  // namespace tessera::cuda

@@ -12,7 +12,7 @@ namespace {
 struct FusedState {
   bool built = false;
   EwProgram program;
-  std::vector<EwBlock> blocks;  // the inputs read as column blocks
+  std::vector<FusedBlock> blocks;  // the inputs read as column blocks
 };
 
 void k_fused_elementwise(KernelContext& ctx) {
@@ -35,7 +35,7 @@ void k_fused_elementwise(KernelContext& ctx) {
       slot.push_back(b.add(in.op, in.attrs, args, in.dtype));
     }
     st.program = b.program();
-    for (const FusedBlock& fb : fp.blocks) st.blocks.push_back({fb.start, fb.width});
+    st.blocks = fp.blocks;
     st.built = true;
   }
   run_ew_program(ctx, st.program, inputs, ctx.output(0), host, st.blocks);
