@@ -166,16 +166,14 @@ std::vector<Node*> block_ropes(const Value* part, const Shape& x, const Uses& u,
 
 // True if `sp`'s Rope readers now read its input; its one other output is then made by a Slice.
 bool rope_blocks_of(Graph& g, Node& sp, const Uses& u) {
-  const Value* x = sp.inputs.empty() ? nullptr : sp.inputs[0];
-  if (!x || !x->rank_known || x->shape.empty() || !is_static(x->shape) || sp.outputs.size() < 2) return false;
+  if (!splits_last_axis(sp) || sp.outputs.size() < 2) return false;
+  const Value* x = sp.inputs[0];
   const int64_t last = int64_t(x->shape.size()) - 1;
-  if (normalize_axis(sp.attrs.get_int("axis", 0), last + 1, "Split axis") != last) return false;
   std::vector<std::vector<Node*>> ropes(sp.outputs.size());
   std::vector<int64_t> offset(sp.outputs.size()), heads(sp.outputs.size()), d(sp.outputs.size());
   int64_t col = 0, left = -1;
   for (size_t i = 0; i < sp.outputs.size(); ++i) {
     const Value* part = sp.outputs[i];
-    if (!part->rank_known || part->shape.size() != x->shape.size() || !is_static(part->shape)) return false;
     offset[i] = col, col += part->shape.back();
     ropes[i] = u.outputs.count(part) ? std::vector<Node*>{} : block_ropes(part, x->shape, u, heads[i], d[i]);
     if (ropes[i].empty()) {

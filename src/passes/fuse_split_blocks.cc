@@ -27,13 +27,7 @@ bool only_fused_readers(const Node& sp, const Uses& u) {
 }
 
 bool fuse_split(Node& sp, const Uses& u) {
-  const Value* x = sp.inputs.empty() ? nullptr : sp.inputs[0];
-  if (!x || !x->rank_known || x->shape.empty() || !is_static(x->shape) || sp.outputs.empty()) return false;
-  const int64_t last = int64_t(x->shape.size()) - 1;
-  if (normalize_axis(sp.attrs.get_int("axis", 0), last + 1, "Split axis") != last) return false;
-  for (const Value* part : sp.outputs)
-    if (!part || !part->rank_known || part->shape.size() != x->shape.size() || !is_static(part->shape)) return false;
-  if (!only_fused_readers(sp, u)) return false;
+  if (!splits_last_axis(sp) || !only_fused_readers(sp, u)) return false;
   int64_t col = 0;
   for (const Value* part : sp.outputs) {
     const int64_t width = part->shape.back();

@@ -37,6 +37,19 @@ struct Uses {
   }
 };
 
+// Whether `sp` is a Split of a static tensor along its last axis into static parts of the
+// same rank: the parts are then column blocks of the input, which a reader can address
+// in place (fuse_split_blocks, rope_blocks).
+inline bool splits_last_axis(const Node& sp) {
+  const Value* x = sp.inputs.empty() ? nullptr : sp.inputs[0];
+  if (!x || !x->rank_known || x->shape.empty() || !is_static(x->shape) || sp.outputs.empty()) return false;
+  const int64_t rank = int64_t(x->shape.size());
+  if (normalize_axis(sp.attrs.get_int("axis", 0), rank, "Split axis") != rank - 1) return false;
+  for (const Value* part : sp.outputs)
+    if (!part || !part->rank_known || int64_t(part->shape.size()) != rank || !is_static(part->shape)) return false;
+  return true;
+}
+
 // Calls rewrite(node, uses) on every `op` node (of the default domain) the graph has now,
 // collected first so rewrites may add nodes; the readers are counted again only after a
 // rewrite returned true. True if any did.
