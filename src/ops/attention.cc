@@ -4,7 +4,8 @@
 //
 //   inputs  Q [B, Hq, Tq, D], K [B, Hkv, Tk, D], V [B, Hkv, Tk, Dv],
 //           optional additive float mask broadcastable to [B, Hq, Tq, Tk]
-//           (-inf allowed; any float dtype)
+//           (-inf allowed; any float dtype; may be omitted when the tables are given),
+//           optional rope tables cos, sin (inputs 4 and 5, both or neither)
 //   attrs   scale (float, required), causal (0/1, default 0),
 //           layout (4 ints for Q, K, V, output; default all 0):
 //             0 = [B, H, T, D] as above, 1 = [B, T, H, D]
@@ -14,6 +15,14 @@
 //             inputs (W = (Hq + 2·Hkv)·D, Q first, then K, then V, each seq-major; layout
 //             must start 1, 1, 1): pack_attention_qkv (passes/fuse_attention.cc) reads a
 //             fused QKV projection's output so, without the Split into three copies
+//           rope_interleaved (0/1, default 0; with the tables): Rope's interleaved
+//
+// With the tables, Q and K are first rotated as Rope (ops/rope.cc) rotates
+// them, rounded to their dtype as the unfused Rope's output is: row (b, h, t)
+// of Q and of K with the tables' row (b, t), the tables broadcasting to
+// [B, T, 1, D] (rules::rope_table; Tq == Tk, D even). This is RoPE in the
+// attention prologue: the decode kernels rotate Q and K as they load them,
+// so Llama's Q and K are never written rotated (pack_attention_qkv).
 //
 // layout lets passes/fuse_attention.cc's attention_layout drop the exporters'
 // Transpose(perm = [0, 2, 1, 3]) around the op: the kernels read and write
@@ -63,6 +72,20 @@ void check_mask(const InferContext& c, const Shape& scores) {
   }
 }
 
+// The rope tables (inputs 4 and 5), checked against Q's batch, positions and head dim.
+void check_rope(const InferContext& c, int64_t B, int64_t Tq, int64_t Tk, int64_t D) {
+  if (!c.has_input(4) && !c.has_input(5)) return;
+  if (Tq != kUnknownDim && Tk != kUnknownDim && Tq != Tk)
+    c.error("rope tables rotate Q and K at the same positions: query length ", Tq, " must equal key length ", Tk);
+  if (D != kUnknownDim && D % 2) c.error("head dim ", D, " is odd: rotary pairs need an even one");
+  for (size_t i : {size_t(4), size_t(5)}) {
+    if (!c.input(i).rank_known) continue;
+    rules::TableStrides st;
+    std::string bad = rules::rope_table(c.input(i).shape, B, Tq, D, st);
+    if (!bad.empty()) c.error(i == 4 ? "cos: " : "sin: ", bad);
+  }
+}
+
 // packed = [Hq, Hkv]: Q, K, V are column blocks of [B, T, (Hq + 2 Hkv)·D] inputs (attention_rules.h).
 Shape packed_output(const InferContext& c, const Shape& q, const Shape& k, const Shape& v, const std::vector<int64_t>& layout) {
   if (!std::holds_alternative<std::vector<int64_t>>(c.attrs().all().at("packed")) ||
@@ -81,6 +104,7 @@ Shape packed_output(const InferContext& c, const Shape& q, const Shape& k, const
     c.error("packed width ", q[2], " is not a whole number of heads: Hq + 2 Hkv = ", cols);
   const int64_t D = q[2] == kUnknownDim ? kUnknownDim : q[2] / cols;
   check_mask(c, {B, p[0], T, T});
+  check_rope(c, B, T, T, D);
   return layout[3] ? Shape{B, T, p[0], D} : Shape{B, p[0], T, D};
 }
 
@@ -95,6 +119,13 @@ std::vector<TensorType> attention(const InferContext& c) {
   if (k.dtype != q.dtype || v.dtype != q.dtype)
     c.error("Q, K and V must share a dtype, got ", dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype));
   if (c.has_input(3) && !is_float(c.input(3).dtype)) c.error("mask must be floating point (additive), got ", dtype_name(c.input(3).dtype));
+  if (c.has_input(4) != c.has_input(5)) c.error("rope tables come in pairs: give both cos (input 4) and sin (input 5)");
+  for (size_t i : {size_t(4), size_t(5)})
+    if (c.has_input(i) && c.input(i).dtype != q.dtype)
+      c.error(i == 4 ? "cos" : "sin", " is ", dtype_name(c.input(i).dtype), ", expected Q's dtype ", dtype_name(q.dtype));
+  const int64_t il = c.attrs().get_int("rope_interleaved", 0);
+  if (il != 0 && il != 1) c.error("rope_interleaved must be 0 or 1, got ", il);
+  if (c.attrs().has("rope_interleaved") && !c.has_input(4)) c.error("rope_interleaved needs the rope tables (inputs 4 and 5)");
   if (!q.rank_known || !k.rank_known || !v.rank_known) return {{q.dtype, {}, false}};
   if (c.attrs().has("packed")) return {{q.dtype, packed_output(c, q.shape, k.shape, v.shape, layout), true}};
   if (q.shape.size() != 4 || k.shape.size() != 4 || v.shape.size() != 4)
@@ -111,11 +142,12 @@ std::vector<TensorType> attention(const InferContext& c) {
   if (Hq != kUnknownDim && Hkv != kUnknownDim && (Hkv == 0 || Hq % Hkv != 0))
     c.error("query heads ", Hq, " are not a multiple of key/value heads ", Hkv);
   check_mask(c, {B, Hq, Tq, Tk});
+  check_rope(c, B, Tq, Tk, D);
   return {{q.dtype, layout[3] ? Shape{B, Tq, Hq, Dv} : Shape{B, Hq, Tq, Dv}, true}};
 }
 
 struct Registrar {
-  Registrar() { OpRegistry::add({"Attention", 3, 4, 1, 1, attention}); }
+  Registrar() { OpRegistry::add({"Attention", 3, 6, 1, 1, attention}); }
 } registrar;
 
 }  // namespace

@@ -74,4 +74,26 @@ inline std::string geometry(const Shape& q, const Shape& k, const Shape& v, cons
   return "";
 }
 
+// The rope tables (inputs 4 and 5, cos and sin): each broadcasts to [B, T, 1, D], so row
+// (b, h, t) of Q and of K is rotated with the tables' row (b, t) (positions are shared:
+// Tq == Tk). Their element strides along batch and position (0 where a table broadcasts;
+// D is contiguous), or what does not fit ("" when it fits). B and T may be unknown
+// (kUnknownDim) at inference.
+struct TableStrides {
+  int64_t b = 0, t = 0;
+};
+inline std::string rope_table(const Shape& s, int64_t B, int64_t T, int64_t D, TableStrides& st) {
+  const std::string want = "[" + std::to_string(B) + ", " + std::to_string(T) + ", 1, " + std::to_string(D) + "]";
+  if (s.empty() || s.size() > 4) return "rope table " + to_string(s) + " must have rank 1 to 4 (it broadcasts to " + want + ")";
+  Shape p(4 - s.size(), 1);
+  p.insert(p.end(), s.begin(), s.end());
+  auto fits = [](int64_t got, int64_t full) { return got == 1 || got == kUnknownDim || full == kUnknownDim || got == full; };
+  const bool d_ok = p[3] == D || p[3] == kUnknownDim || D == kUnknownDim;
+  if (!fits(p[0], B) || !fits(p[1], T) || (p[2] != 1 && p[2] != kUnknownDim) || !d_ok)
+    return "rope table " + to_string(s) + " does not broadcast to " + want + " (batch, position, 1, head dim)";
+  st.t = p[1] == 1 ? 0 : p[3];
+  st.b = p[0] == 1 ? 0 : p[1] * p[3];
+  return "";
+}
+
 }  // namespace tessera::rules

@@ -42,6 +42,7 @@
 #include <unordered_set>
 
 #include "ir/op_registry.h"
+#include "ops/attention_rules.h"
 #include "passes/pass_manager.h"
 #include "passes/uses.h"
 
@@ -506,15 +507,16 @@ bool block_rope(const Node& r, const Value* x, int64_t begin, int64_t& heads, in
 
 // pack_attention_qkv's form after rope_blocks (Llama's merged q/k/v): Q and K are Ropes of
 // a [B, T, W] tensor's column blocks [0, Hq·D) and [Hq·D, (Hq + Hkv)·D) with the same tables,
-// V a Reshape of its Slice from (Hq + Hkv)·D: one Rope with full = 1 rotates both blocks and
-// copies V's columns, and the Attention reads its output packed (two Ropes and a Slice copy
-// become one pass over the tensor).
-bool pack_rope_qkv(Graph& g, Node& n, const Uses& u) {
+// V a Reshape of its Slice from (Hq + Hkv)·D. The Attention reads the tensor packed and takes
+// the tables itself (RoPE in its prologue: ops/attention.cc), so the two Ropes and the Slice
+// go and Q and K are never written rotated. The tables must broadcast to [B, T, 1, D], as
+// the Attention takes them; they do to the Ropes' [B, T, heads, D] blocks already.
+bool pack_rope_qkv(Node& n, const Uses& u) {
   Node* rq = u.sole_producer(n.input(0), "Rope");
   Node* rk = u.sole_producer(n.input(1), "Rope");
   Node* rv = u.sole_producer(n.input(2), "Reshape");
   Node* sl = rv ? u.sole_producer(rv->inputs[0], "Slice") : nullptr;
-  if (!rq || !rk || rq == rk || !sl || !rq->inputs[0]) return false;
+  if (!rq || !rk || rq == rk || !sl || !rq->inputs[0] || n.inputs.size() > 4) return false;
   Value* x = rq->inputs[0];
   if (!x->rank_known || x->shape.size() != 3 || !is_static(x->shape)) return false;
   int64_t hq = 0, hkv = 0, d = 0, dk = 0;
@@ -526,21 +528,21 @@ bool pack_rope_qkv(Graph& g, Node& n, const Uses& u) {
   const Value* v = n.input(2);
   if (hkv <= 0 || hq % hkv || (hq + 2 * hkv) * d != xs[2] || !slices_columns_from(*sl, x, (hq + hkv) * d)) return false;
   if (!v->rank_known || v->shape != Shape{xs[0], xs[1], hkv, d}) return false;
-  Attributes a;
-  a.set("block", std::vector<int64_t>{0, hq + hkv, d});
-  a.set("full", int64_t(1));
-  if (rq->attrs.has("interleaved")) a.set("interleaved", rq->attrs.get_int("interleaved"));
-  Value* y = g.add_value(g.unique_name(rq->name + ".qk"), x->dtype, xs);
-  g.add_node("Rope", y->name, {x, rq->inputs[1], rq->inputs[2]}, {y}, a)->scope = rq->scope;
-  n.inputs[0] = n.inputs[1] = n.inputs[2] = y;
+  for (const Value* t : {rq->inputs[1], rq->inputs[2]}) {
+    rules::TableStrides st;
+    if (!t || !t->rank_known || !is_static(t->shape) || !rules::rope_table(t->shape, xs[0], xs[1], d, st).empty()) return false;
+  }
+  Value* mask = n.input(3);
+  n.inputs = {x, x, x, mask, rq->inputs[1], rq->inputs[2]};
   n.attrs.set("packed", std::vector<int64_t>{hq, hkv});
+  if (rq->attrs.get_int("interleaved", 0)) n.attrs.set("rope_interleaved", int64_t(1));
   return true;
 }
 
-bool pack_attention(Graph& g, Node& n, const Uses& u) {
+bool pack_attention(Node& n, const Uses& u) {
   std::vector<int64_t> layout = n.attrs.get_ints("layout", {0, 0, 0, 0});
   if (n.attrs.has("packed") || layout.size() != 4 || layout[0] != 1 || layout[1] != 1 || layout[2] != 1) return false;
-  return pack_qkv(n, u) || pack_rope_qkv(g, n, u);
+  return pack_qkv(n, u) || pack_rope_qkv(n, u);
 }
 
 }  // namespace
@@ -554,9 +556,8 @@ void attention_layout(Graph& g) {
 }
 
 void pack_attention_qkv(Graph& g) {
-  if (!rewrite_each(g, "Attention", [&](Node& n, const Uses& u) { return pack_attention(g, n, u); })) return;
-  g.toposort();  // a packing Rope is appended after its Attention
-  eliminate_dead_code(g);
+  if (!rewrite_each(g, "Attention", [&](Node& n, const Uses& u) { return pack_attention(n, u); })) return;
+  eliminate_dead_code(g);  // the Split, or the Ropes and the Slice
 }
 
 }  // namespace tessera

@@ -20,8 +20,9 @@
 // itself with packed = [Hq, Hkv], and the Split's copies go. After
 // rope_blocks (Llama's merged q/k/v), Q and K are Ropes of the tensor's first
 // two column blocks with the same tables and V a Reshape of a Slice of the
-// rest: one Rope with full = 1 replaces them and the Attention reads its
-// output packed.
+// rest: the Attention reads the tensor packed and takes the Ropes' cos/sin
+// tables as its inputs 4 and 5 (RoPE in its prologue), so the Ropes and the
+// Slice go.
 #pragma once
 #include "ir/graph.h"
 

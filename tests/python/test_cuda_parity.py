@@ -77,6 +77,14 @@ PACKED_SHAPES = [(1, 12, 12, 128, 64, True, 1), (2, 8, 2, 100, 128, True, 0), (1
                  (4, 12, 12, 384, 64, True, 1)]
 PACKED_PARAMS = [pytest.param(*sh, id="packed_attention/B{}_Hq{}_Hkv{}_T{}_D{}_causal{}_out{}".format(*sh))
                  for sh in PACKED_SHAPES]
+# Llama's attention: packed Q, K, V with Q and K rotated (rotate-half), which pack_attention_qkv
+# makes one Attention taking the rope tables: (B, Hq, Hkv, T, D, dtype). The first three rotate as
+# warp_fwd loads them (the Llama layer at B64 T1 first); the others are rotated into scratch by
+# Rope's kernel first: flash_fwd, cuDNN's attention (more flash blocks than the H200 has SMs),
+# simple_fwd (f32, T > 8).
+ROPE_ATTN_SHAPES = [(64, 32, 8, 1, 128, "float16"), (3, 8, 2, 5, 64, "float16"), (2, 4, 2, 7, 128, "float32"),
+                    (2, 8, 2, 100, 128, "float16"), (4, 16, 4, 384, 128, "float16"), (1, 4, 2, 20, 64, "float32")]
+ROPE_ATTN_PARAMS = [pytest.param(*sh, id="rope_attention/B{}_Hq{}_Hkv{}_T{}_D{}_{}".format(*sh)) for sh in ROPE_ATTN_SHAPES]
 # Llama's merged q/k/v projection output [B, T, (Hq + 2 Hkv)·D], Split, q and k Reshaped to
 # heads and rotated (the exporters' rotate-half chain, which fuse_rope makes a Rope): rope_blocks
 # has the Ropes read the merged tensor's columns and slices v. (B, T, Hq, Hkv, D)
@@ -91,7 +99,7 @@ def _save_inputs(path, feeds):
     np.savez(path, **feeds)
 
 
-def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=False):
+def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=False, rope=False):
     """The exporters' pattern: softmax(Q·Kᵀ·s + mask)·V, Q [B, Hq, Tq, D] against
     K, V [B, Hkv, Tk, D] repeated to Hq heads (Unsqueeze → Expand → Reshape);
     fuse_attention turns it into Attention. An entry of `layout` (Q, K, V, out)
@@ -99,7 +107,9 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=
     Transpose(perm = [0, 2, 1, 3]) to (from) the pattern, which attention_layout
     absorbs. packed (Tq == Tk, layout (1, 1, 1, x)): the one graph input is a fused
     projection's qkv [B, T, (Hq + 2 Hkv)·D], Split into Q, K, V and Reshaped to
-    [B, T, H, D] (GPT-2's c_attn), which attention_layout reads packed. Returns the
+    [B, T, H, D] (GPT-2's c_attn), which attention_layout reads packed. rope (with packed):
+    Q and K are rotated first by the exporters' rotate-half chain with cos/sin inputs
+    [1, T, 1, D] (Llama's merged q/k/v: the Attention takes the tables). Returns the
     model, fresh inputs and a float64 reference from those inputs, cast to `dt`."""
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
     r, dt = Hq // Hkv, np.dtype(dt)
@@ -113,7 +123,19 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=
         nodes.append(h.make_node("Split", ["qkv", "sizes"], ["q_flat", "k_flat", "v_flat"], axis=2))
         for x, H in (("q", Hq), ("k", Hkv), ("v", Hkv)):
             inits.append(nh.from_array(np.array([B, Tq, H, D], np.int64), x + "_heads"))
-            nodes.append(h.make_node("Reshape", [x + "_flat", x + "_heads"], [x]))
+            nodes.append(h.make_node("Reshape", [x + "_flat", x + "_heads"], [x + "_pre" if rope and x != "v" else x]))
+        if rope:
+            i64 = lambda name, v: nh.from_array(np.array(v, np.int64), name)
+            inits += [i64("r_zero", [0]), i64("r_half", [D // 2]), i64("r_end", [D]), i64("r_last", [-1])]
+            for x in ("q", "k"):
+                a = x + "_pre"
+                n = lambda suffix: f"{x}_rope_{suffix}"
+                nodes += [h.make_node("Slice", [a, "r_zero", "r_half", "r_last"], [n("lo")]),
+                          h.make_node("Slice", [a, "r_half", "r_end", "r_last"], [n("hi")]),
+                          h.make_node("Neg", [n("hi")], [n("neg")]),
+                          h.make_node("Concat", [n("neg"), n("lo")], [n("rot")], axis=-1),
+                          h.make_node("Mul", [a, "cos"], [n("cos")]), h.make_node("Mul", [n("rot"), "sin"], [n("sin")]),
+                          h.make_node("Add", [n("cos"), n("sin")], [x])]
     for x, l in zip("qkv", layout):
         src[x] = x + "_bhtd" if l else x
         if l:
@@ -131,6 +153,8 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=
         h.make_tensor_value_info(x, et, stored(l, Hkv, Tk)) for x, l in (("k", layout[1]), ("v", layout[2]))]
     if packed:
         ins = [h.make_tensor_value_info("qkv", et, [B, Tq, (Hq + 2 * Hkv) * D])]
+        if rope:
+            ins += [h.make_tensor_value_info(t, et, [1, Tq, 1, D]) for t in ("cos", "sin")]
     g = h.make_graph(nodes, "attn", ins, [h.make_tensor_value_info("out", et, stored(layout[3], Hq, Tq))], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     rng = np.random.default_rng()
@@ -138,6 +162,12 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=
              "k": rng.standard_normal((B, Hkv, Tk, D)).astype(dt),
              "v": rng.standard_normal((B, Hkv, Tk, D)).astype(dt)}
     q, k, v = (feeds[x].astype(np.float64) for x in ("q", "k", "v"))
+    if rope:  # the tables [1, T, 1, D] as the [B, H, T, D] operands see them: [1, 1, T, D]; rounded to dt as Rope's output
+        ang = rng.uniform(0, 6.3, (1, Tq, 1, D // 2))
+        tables = {"cos": np.cos(np.concatenate([ang, ang], -1)).astype(dt), "sin": np.sin(np.concatenate([ang, ang], -1)).astype(dt)}
+        cs, sn = (tables[t].astype(np.float64).transpose(0, 2, 1, 3) for t in ("cos", "sin"))
+        rot = lambda a: np.concatenate([-a[..., D // 2:], a[..., :D // 2]], -1)
+        q, k = ((a * cs + rot(a) * sn).astype(dt).astype(np.float64) for a in (q, k))
     k, v = np.repeat(k, r, axis=1), np.repeat(v, r, axis=1)
     sc = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D) + mask.astype(dt).astype(np.float64)
     p = np.exp(sc - sc.max(-1, keepdims=True))
@@ -146,6 +176,8 @@ def attention_case(B, Hq, Hkv, Tq, Tk, D, dt, mask, layout=(0, 0, 0, 0), packed=
     feeds = {x: swap(feeds[x], l) for x, l in zip("qkv", layout)}
     if packed:  # [B, T, H, D] each -> one [B, T, W]
         feeds = {"qkv": np.concatenate([feeds[x].reshape(B, Tq, -1) for x in "qkv"], axis=2)}
+        if rope:
+            feeds.update(tables)
     return m, feeds, {"out": swap(ref, layout[3]).astype(dt)}
 
 
@@ -159,6 +191,13 @@ def packed_attention_model(B, Hq, Hkv, T, D, causal, out_layout):
     """Self-attention in f16 on a packed qkv input, causal or full."""
     mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf) if causal else np.zeros((T, T))
     return attention_case(B, Hq, Hkv, T, T, D, np.float16, mask, (1, 1, 1, out_layout), packed=True)
+
+
+def rope_attention_model(B, Hq, Hkv, T, D, dtype):
+    """Causal self-attention on a packed qkv input, Q and K rotated first."""
+    mask = np.where(np.tril(np.ones((T, T), bool)), 0, -np.inf)
+    model, feeds, ref = attention_case(B, Hq, Hkv, T, T, D, dtype, mask, (1, 1, 1, 1), packed=True, rope=True)
+    return model, feeds, ref, (HALF_TOL if np.dtype(dtype) == np.float16 else FP32_MODEL_TOL)
 
 
 def rope_block_model(B, T, Hq, Hkv, D):
@@ -211,6 +250,7 @@ def _add_attention_cases(d, manifest, refs):
     cases += [(p, *decode_attention_model(*p.values)) for p in LAYOUT_PARAMS]
     cases += [(p, *packed_attention_model(*p.values), HALF_TOL) for p in PACKED_PARAMS]
     cases += [(p, *rope_block_model(*p.values), HALF_TOL) for p in ROPE_BLOCK_PARAMS]
+    cases += [(p, *rope_attention_model(*p.values)) for p in ROPE_ATTN_PARAMS]
     for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
@@ -284,7 +324,8 @@ def test_op_cuda(batch, pid):
 
 
 # The fused patterns' own cases: attention (prefill, decode, layouts, packed) and Rope blocks.
-@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + DECODE_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS + ROPE_BLOCK_PARAMS])
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + DECODE_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS + ROPE_BLOCK_PARAMS +
+                                 ROPE_ATTN_PARAMS])
 def test_pattern_cuda(batch, pid):
     _check(batch, pid)
 
@@ -294,6 +335,6 @@ def test_model_cuda(batch, pid):
     _check(batch, pid)
 
 
-@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS])
+@pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS + ROPE_ATTN_PARAMS])
 def test_attention_cuda_own_kernels(flash_batch, pid):
     _check(flash_batch, pid)

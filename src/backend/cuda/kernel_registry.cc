@@ -45,7 +45,14 @@ Tensor& KernelContext::output(size_t i) const {
   return *outputs_[i];
 }
 
-void* KernelContext::scratch(size_t bytes) const { return dev_.scratch(bytes); }
+void* KernelContext::scratch(size_t bytes) const {
+  // Bump allocation over the device's one buffer: if it grows, the regions handed out
+  // earlier stay valid in the retired buffer, which the device context keeps alive.
+  const size_t off = (scratch_used_ + 255) / 256 * 256;
+  char* base = static_cast<char*>(dev_.scratch(off + bytes));
+  scratch_used_ = off + bytes;
+  return base + off;
+}
 
 dist::Communicator& KernelContext::comm(const std::string& group) const {
   if (!comms_) error("needs a communicator: run it under `tessera launch` (or give the engine one)");

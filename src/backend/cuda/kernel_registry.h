@@ -59,6 +59,9 @@ class KernelContext {
   DeviceContext& device() const { return dev_; }
   // Scratch memory for this node only (valid until the kernel returns to the
   // executor; the stream orders reuse). Sized on the plan's first, uncaptured run.
+  // Each call returns a region (256-byte aligned) apart from the earlier calls' of
+  // this node's run, so a kernel may take several (a converted mask, rotated Q
+  // and K, a split's partials).
   void* scratch(size_t bytes) const;
 
   // Per-node state for this plan, default-constructed on first use.
@@ -84,6 +87,7 @@ class KernelContext {
   cudaStream_t stream_;
   DeviceContext& dev_;
   std::shared_ptr<void>* state_;
+  mutable size_t scratch_used_ = 0;  // bytes of the scratch buffer handed out in this run
   const void* comms_ = nullptr;
 };
 

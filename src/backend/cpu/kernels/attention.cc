@@ -6,7 +6,9 @@
 // Q, K, V and the output are read and written through (batch, head, position)
 // element strides from the layout attribute (0 = [B, H, T, D], 1 = [B, T, H, D];
 // D contiguous in both), so no Transpose is needed around the op; packed Q, K, V
-// are column blocks of [B, T, W] inputs (ops/attention_rules.h).
+// are column blocks of [B, T, W] inputs (ops/attention_rules.h). With rope
+// tables, Q's and K's rows are first rotated in a copy, in double, and rounded
+// to their dtype, as the unfused Rope writes them.
 #include <algorithm>
 #include <cmath>
 
@@ -66,6 +68,33 @@ void attention(const T* q, const T* k, const T* v, const T* mask, const std::vec
     }
 }
 
+// A copy of `x` (a compute-dtype input holding `heads` rows (b, h, t) of D through strides
+// `s` from `offset`) with those rows rotated by the tables, rounded to `dtype` (Rope's
+// arithmetic: backend/cpu/kernels/rope.cc).
+Tensor rotated(const Tensor& x, int64_t offset, const Strides& s, int64_t heads, const Dims& d, const Tensor& cs,
+               const Tensor& sn, bool interleaved, DType dtype, const KernelContext& c) {
+  rules::TableStrides tc, ts;
+  for (auto [t, st] : {std::pair{&cs, &tc}, std::pair{&sn, &ts}}) {
+    std::string bad = rules::rope_table(t->shape(), d.B, d.Tq, d.D, *st);
+    if (!bad.empty()) c.error(bad);
+  }
+  Tensor y = x.cast(DType::f64), in = y.clone();
+  const double *pc = cs.data<double>(), *ps = sn.data<double>(), *px = in.data<double>();
+  double* py = y.data<double>();
+  const int64_t half = d.D / 2;
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t = 0; t < d.Tq; ++t) {
+        const int64_t row = offset + b * s.b + h * s.h + t * s.t;
+        const double *xr = px + row, *cr = pc + b * tc.b + t * tc.t, *sr = ps + b * ts.b + t * ts.t;
+        for (int64_t j = 0; j < d.D; ++j) {
+          double rot = interleaved ? (j % 2 ? xr[j - 1] : -xr[j + 1]) : (j < half ? -xr[j + half] : xr[j - half]);
+          py[row + j] = xr[j] * cr[j] + rot * sr[j];
+        }
+      }
+  return y.cast(dtype).cast(x.dtype());
+}
+
 void k_attention(KernelContext& c) {
   Tensor q = as_compute(c.input(0)), k = as_compute(c.input(1)), v = as_compute(c.input(2));
   // Inference has checked the attributes; a kernel run on an unchecked node still must not misread memory.
@@ -77,6 +106,14 @@ void k_attention(KernelContext& c) {
   // The mask is read in the compute dtype of Q (f32 for f16/bf16).
   Tensor mask = c.has_input(3) ? as_compute(c.input(3)).cast(q.dtype()) : Tensor();
   std::vector<int64_t> ms = c.has_input(3) ? mask_strides(mask.shape(), d) : std::vector<int64_t>(4, 0);
+  if (c.has_input(4) != c.has_input(5)) c.error("rope tables come in pairs (cos, sin)");
+  if (c.has_input(4)) {
+    if (d.Tq != d.Tk || d.D % 2) c.error("rope needs equal query and key lengths and an even head dim");
+    const Tensor cs = c.input(4).cast(DType::f64), sn = c.input(5).cast(DType::f64);
+    const bool il = c.attrs().get_int("rope_interleaved", 0) != 0;
+    q = rotated(q, g.offset[0], g.st[0], d.Hq, d, cs, sn, il, c.input(0).dtype(), c);
+    k = rotated(k, g.offset[1], g.st[1], d.Hkv, d, cs, sn, il, c.input(1).dtype(), c);
+  }
   double scale = c.attrs().get_float("scale", 1.0f);
   bool causal = c.attrs().get_int("causal", 0) != 0;
   Tensor y = Tensor::empty(q.dtype(), g.out);

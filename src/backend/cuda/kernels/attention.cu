@@ -49,6 +49,7 @@
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/attention_dnn.h"
 #include "backend/cuda/kernels/attention_flash.cuh"
+#include "backend/cuda/kernels/rope.h"
 #include "ops/attention_rules.h"
 
 namespace tessera::cuda {
@@ -190,9 +191,39 @@ __device__ __forceinline__ void load_lane(const T* p, float (&v)[E]) {
   for (int x = 0; x < E; ++x) v[x] = float(load(e, x));
 }
 
+// The rope tables (Attention's inputs 4 and 5) as warp_fwd reads them: Q's and K's dtype,
+// row (b, t) at b·c.b + t·c.t (rules::rope_table), D contiguous. cos null: no rope.
+struct RopeView {
+  const void *cos = nullptr, *sin = nullptr;
+  rules::TableStrides c, s;
+  bool interleaved = false;
+};
+
+// Rotates the lane's E elements of a row at (b, t) as Rope does, rounded to T as the
+// unfused Rope's output is. Rotate-half partners sit 16 lanes away (HD/2 = 16·E), the
+// interleaved ones in the same lane (E is even).
+template <typename T, int E>
+__device__ __forceinline__ void rotate_lane(float (&v)[E], const RopeView& rv, int b, int t, int lane) {
+  float cs[E], sn[E], rot[E];
+  load_lane<T, E>(static_cast<const T*>(rv.cos) + b * rv.c.b + t * rv.c.t + lane * E, cs);
+  load_lane<T, E>(static_cast<const T*>(rv.sin) + b * rv.s.b + t * rv.s.t + lane * E, sn);
+#pragma unroll
+  for (int x = 0; x < E; ++x) {
+    if (rv.interleaved) {
+      rot[x] = x % 2 ? v[x - 1] : -v[x + 1];
+    } else {
+      const float p = __shfl_xor_sync(0xffffffffu, v[x], 16);
+      rot[x] = lane < 16 ? -p : p;
+    }
+  }
+#pragma unroll
+  for (int x = 0; x < E; ++x) v[x] = float(T(v[x] * cs[x] + rot[x] * sn[x]));
+}
+
 template <typename T, int HD>
 __global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__ q, const T* __restrict__ k,
-                                                           const T* __restrict__ v, MaskView mask, T* __restrict__ o, Dims d) {
+                                                           const T* __restrict__ v, MaskView mask, T* __restrict__ o, Dims d,
+                                                           RopeView rv) {
   constexpr int E = HD / 32;
   const int row = blockIdx.x * kWarpRows + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= d.B * d.Hq * d.Tq) return;
@@ -201,6 +232,7 @@ __global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__
   const T* vb = v + row_offset(d.v, b, hk, 0) + lane * E;
   float qv[E], acc[E] = {}, kv[E];
   load_lane<T, E>(q + row_offset(d.q, b, h, i) + lane * E, qv);
+  if (rv.cos) rotate_lane<T, E>(qv, rv, b, i, lane);
   float m = -INFINITY, l = 0.0f;
   const int n_keys = d.causal ? min(d.Tk, i + 1) : d.Tk;
   for (int j = 0; j < n_keys; ++j) {
@@ -209,6 +241,7 @@ __global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__
     const float mv = mask.ptr ? static_cast<const float*>(mask.ptr)[b * mask.sb + h * mask.sh + i * mask.sq + j * mask.sk] : 0.0f;
     if (mv == -INFINITY) continue;
     load_lane<T, E>(kb + int64_t(j) * d.k.t, kv);
+    if (rv.cos) rotate_lane<T, E>(kv, rv, b, j, lane);
     float dot = 0.0f;
 #pragma unroll
     for (int x = 0; x < E; ++x) dot += qv[x] * kv[x];
@@ -373,19 +406,78 @@ void launch_decode(KernelContext& c, const Dims& d, const Ptrs& p, const MaskVie
 }
 
 template <typename T, int HD>
-void launch_warp(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
+void launch_warp(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv, const RopeView& rv) {
   const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
   warp_fwd<T, HD><<<unsigned((rows + kWarpRows - 1) / kWarpRows), kWarpRows * 32, 0, c.stream()>>>(
-      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
+      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d, rv);
   check_launch(c);
 }
 
 // A decode shape (Tq <= kDecodeMaxTq, D 64 or 128): warp_fwd over few keys, else decode_fwd.
+// Only warp_fwd rotates (rv); the caller has rotated Q and K already for the others.
 template <typename T>
-void launch_decode_path(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv) {
+void launch_decode_path(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv, const RopeView& rv) {
   const bool few = d.Tk <= kWarpMaxTk;
-  if (d.D == 64) few ? launch_warp<T, 64>(c, d, p, mv) : launch_decode<T, 64>(c, d, p, mv);
-  else few ? launch_warp<T, 128>(c, d, p, mv) : launch_decode<T, 128>(c, d, p, mv);
+  if (rv.cos && !few) c.error("internal: rope tables reached decode_fwd, which does not rotate");
+  if (d.D == 64) few ? launch_warp<T, 64>(c, d, p, mv, rv) : launch_decode<T, 64>(c, d, p, mv);
+  else few ? launch_warp<T, 128>(c, d, p, mv, rv) : launch_decode<T, 128>(c, d, p, mv);
+}
+
+// Whether launch_decode_path runs this shape with warp_fwd (as k_attention dispatches below;
+// run_cudnn never takes Tq <= kDecodeMaxTq): its one kernel then rotates Q and K on load.
+bool takes_warp_path(DType dt, const Dims& d, const Ptrs& p) {
+  const bool half = dt == DType::f16 || dt == DType::bf16;
+  if ((!half && dt != DType::f32) || d.Tk <= 0 || d.Tq > kDecodeMaxTq || d.Tk > kWarpMaxTk || d.D != d.Dv ||
+      (d.D != 64 && d.D != 128))
+    return false;
+  return aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && (!half || aligned16(p.o));
+}
+
+// The rope tables (inputs 4 and 5), or a view with cos null when there are none.
+RopeView rope_view(KernelContext& c, const rules::Geometry& g) {
+  RopeView rv;
+  if (!c.has_input(4) && !c.has_input(5)) return rv;
+  if (!c.has_input(4) || !c.has_input(5)) c.error("rope tables come in pairs (cos, sin)");
+  if (g.Tq != g.Tk || g.D % 2) c.error("rope needs equal query and key lengths and an even head dim, got ", g.Tq, ", ", g.Tk, ", ", g.D);
+  const Tensor &cs = c.input(4), &sn = c.input(5);
+  if (cs.dtype() != c.input(0).dtype() || sn.dtype() != c.input(0).dtype()) c.error("rope tables must have Q's dtype");
+  for (auto [t, st] : {std::pair{&cs, &rv.c}, std::pair{&sn, &rv.s}}) {
+    std::string bad = rules::rope_table(t->shape(), g.B, g.Tq, g.D, *st);
+    if (!bad.empty()) c.error(bad);
+  }
+  rv.cos = cs.raw(), rv.sin = sn.raw();
+  rv.interleaved = c.attrs().get_int("rope_interleaved", 0) != 0;
+  return rv;
+}
+
+// Q and K rotated into scratch by Rope's kernels (rope.h), each in its own layout (packed:
+// [B, T, H, D]); d and p then address the copies. For the kernels that do not rotate on load.
+void prerotate(KernelContext& c, const rules::Geometry& g, const std::vector<int64_t>& layout, bool packed, Dims& d,
+               Ptrs& p, const RopeView& rv) {
+  const DType dt = c.input(0).dtype();
+  const size_t es = dtype_size(dt);
+  for (int i = 0; i < 2; ++i) {
+    const Tensor& x = c.input(size_t(i));
+    const int64_t heads = i ? g.Hkv : g.Hq, T = g.Tq;
+    const bool seq_major = packed || layout[size_t(i)];
+    const Shape blk = seq_major ? Shape{g.B, T, heads, g.D} : Shape{g.B, heads, T, g.D};
+    rope::Dims r{};
+    r.rank = 4;
+    for (int a = 0; a < 4; ++a) r.dims[a] = blk[size_t(a)];
+    const rules::TableStrides tab[2] = {rv.c, rv.s};
+    int64_t* st[2] = {r.cos_st, r.sin_st};
+    for (int k = 0; k < 2; ++k) {
+      st[k][0] = tab[k].b, st[k][3] = 1;
+      st[k][1] = seq_major ? tab[k].t : 0;
+      st[k][2] = seq_major ? 0 : tab[k].t;
+    }
+    r.n = numel(blk), r.d = g.D, r.interleaved = rv.interleaved, r.full = false;
+    r.in_row = packed ? x.dim(-1) : g.D, r.width = packed ? heads * g.D : g.D, r.begin = packed ? g.offset[i] : 0;
+    void* y = c.scratch(size_t(r.n) * es);
+    rope::launch(c, dt, r, x.raw(), x.numel(), rv.cos, rv.sin, y);
+    (i ? p.k : p.q) = y;
+    (i ? d.k : d.q) = rules::row_strides(blk, seq_major ? 1 : 0);
+  }
 }
 
 // cuDNN's SDPA for a prefill shape without an additive mask (attention_dnn.h), when flash_fwd's
@@ -430,7 +522,13 @@ void k_attention(KernelContext& c) {
   if (out.numel() == 0) return;
   const size_t es = dtype_size(q.dtype());
   auto at = [&](const Tensor& t, int64_t off) { return static_cast<const void*>(static_cast<const char*>(t.raw()) + size_t(off) * es); };
-  const Ptrs p{at(q, g.offset[0]), at(k, g.offset[1]), at(v, g.offset[2]), out.raw()};
+  Ptrs p{at(q, g.offset[0]), at(k, g.offset[1]), at(v, g.offset[2]), out.raw()};
+  RopeView rv = rope_view(c, g);
+  const bool on_load = rv.cos && takes_warp_path(q.dtype(), d, p) && aligned16(rv.cos) && aligned16(rv.sin);
+  if (rv.cos && !on_load) {
+    prerotate(c, g, c.attrs().get_ints("layout", {0, 0, 0, 0}), c.attrs().has("packed"), d, p, rv);
+    rv = RopeView{};
+  }
   visit_device_dtype(q.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
       const bool aligned = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.o);
@@ -439,7 +537,7 @@ void k_attention(KernelContext& c) {
       if (fast) {
         MaskView mv = mask_view<float>(c, d);
         if (d.Tq <= kDecodeMaxTq) {
-          launch_decode_path<T>(c, d, p, mv);
+          launch_decode_path<T>(c, d, p, mv, rv);
         } else if (d.D == 64) {
           launch_flash<T, 64>(c, d, p, mv);
         } else {
@@ -453,7 +551,7 @@ void k_attention(KernelContext& c) {
       bool decode = d.Tk > 0 && d.Tq <= kDecodeMaxTq && d.D == d.Dv && (d.D == 64 || d.D == 128) && aligned16(p.q) &&
                     aligned16(p.k) && aligned16(p.v);
       if (decode) {
-        launch_decode_path<T>(c, d, p, mask_view<float>(c, d));
+        launch_decode_path<T>(c, d, p, mask_view<float>(c, d), rv);
         return;
       }
     }

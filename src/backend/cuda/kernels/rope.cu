@@ -12,26 +12,14 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernel_registry.h"
+#include "backend/cuda/kernels/rope.h"
 #include "ops/rope_rules.h"
 
 namespace tessera::cuda {
 namespace {
 
-constexpr int kMaxRank = 8;
-
-// The rotated block viewed as [..., heads, D] (Y itself without full) and each
-// table's strides along its dims (0 where the table broadcasts). X's rows are
-// in_row elements long and the block is their columns [begin, begin + width)
-// (without a block attribute in_row = width = D and begin = 0). Element e of
-// the block is X's (e / width) · in_row + begin + e % width; without full,
-// Y's element i is block element i; with full, Y's element i is X's.
-struct RopeDims {
-  int rank;
-  int64_t dims[kMaxRank], cos_st[kMaxRank], sin_st[kMaxRank];
-  int64_t n;  // Y's elements
-  int64_t d, in_row, width, begin;
-  bool full, interleaved;
-};
+using RopeDims = rope::Dims;
+constexpr int kMaxRank = rope::kMaxRank;
 
 // Block element e, or -1 when Y's element i is a copied column (full); x_at: i's element of X.
 __device__ __forceinline__ int64_t block_index(const RopeDims& r, int64_t i, int64_t& x_at) {
@@ -177,28 +165,32 @@ void k_rope(KernelContext& ctx) {
   r.interleaved = ctx.attrs().get_int("interleaved", 0) != 0;
   if (r.n == 0) return;
   if (r.d % 2) ctx.error("head dim ", r.d, " is odd");
-  visit_device_dtype(x.dtype(), [&]<typename T>() {
+  rope::launch(ctx, x.dtype(), r, x.raw(), x.numel(), cs.raw(), sn.raw(), ctx.output(0).raw());
+}
+
+}  // namespace
+
+void rope::launch(KernelContext& ctx, DType dt, const RopeDims& r, const void* x, int64_t x_numel, const void* cs,
+                  const void* sn, void* y) {
+  visit_device_dtype(dt, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
       RopeVec v;
-      if (vec_fits(r, x.numel(), sizeof(T), {x.raw(), cs.raw(), sn.raw(), y.raw()}, v)) {
+      if (vec_fits(r, x_numel, sizeof(T), {x, cs, sn, y}, v)) {
         rope_vec<T><<<blocks_for(int64_t(v.chunks)), 256, 0, ctx.stream()>>>(
-            static_cast<const T*>(x.raw()), static_cast<const T*>(cs.raw()), static_cast<const T*>(sn.raw()),
-            static_cast<T*>(ctx.output(0).raw()), v);
+            static_cast<const T*>(x), static_cast<const T*>(cs), static_cast<const T*>(sn), static_cast<T*>(y), v);
         check_launch(ctx);
         return;
       }
     }
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, __half> ||
                   std::is_same_v<T, __nv_bfloat16>)
-      rope_kernel<T><<<blocks_for(r.n), 256, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<const T*>(cs.raw()),
-                                                              static_cast<const T*>(sn.raw()), static_cast<T*>(ctx.output(0).raw()), r);
+      rope_kernel<T><<<blocks_for(r.n), 256, 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<const T*>(cs),
+                                                              static_cast<const T*>(sn), static_cast<T*>(y), r);
     else
-      ctx.error("dtype ", dtype_name(x.dtype()), " is not a float type");
+      ctx.error("dtype ", dtype_name(dt), " is not a float type");
   });
   check_launch(ctx);
 }
-
-}  // namespace
 
 TESSERA_CUDA_KERNEL("Rope", k_rope);
 
