@@ -34,7 +34,8 @@ Node* Graph::add_node(const std::string& op, const std::string& name, std::vecto
   n->inputs = std::move(inputs);
   n->outputs = std::move(outputs);
   n->attrs = std::move(attrs);
-  for (Value* o : n->outputs) o->producer = n.get();
+  for (Value* o : n->outputs)
+    if (o) o->producer = n.get();  // an omitted optional output is null
   nodes_.push_back(std::move(n));
   return nodes_.back().get();
 }
@@ -54,7 +55,8 @@ Value* Graph::find_value(const std::string& name) const {
 void Graph::remove_nodes_if(const std::function<bool(const Node&)>& dead) {
   std::erase_if(nodes_, [&](const std::unique_ptr<Node>& n) {
     if (!dead(*n)) return false;
-    for (Value* o : n->outputs) o->producer = nullptr;
+    for (Value* o : n->outputs)
+      if (o) o->producer = nullptr;
     return true;
   });
   remove_unused_values();
@@ -85,7 +87,8 @@ void Graph::replace_all_uses(Value* from, Value* to) {
 void Graph::toposort() {
   std::unordered_map<const Value*, Node*> producer;
   for (auto& n : nodes_)
-    for (Value* o : n->outputs) producer[o] = n.get(), o->producer = n.get();
+    for (Value* o : n->outputs)
+      if (o) producer[o] = n.get(), o->producer = n.get();
   std::unordered_map<const Node*, int> state;  // 1 visiting, 2 done
   std::vector<std::unique_ptr<Node>> order;
   std::unordered_map<const Node*, std::unique_ptr<Node>*> slot;

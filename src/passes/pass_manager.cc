@@ -14,6 +14,7 @@
 #include "passes/fuse_gemm_epilogue.h"
 #include "passes/fuse_rmsnorm.h"
 #include "passes/fuse_rope.h"
+#include "passes/fuse_skip_norm.h"
 #include "passes/fuse_split_blocks.h"
 #include "passes/merge_matmuls.h"
 
@@ -51,7 +52,7 @@ std::vector<Pass> default_passes(const Settings& s) {
   // would otherwise absorb their elementwise ops. Order:
   // fuse_rmsnorm, fuse_rope, fuse_attention, attention_layout, merge_matmuls, rope_blocks, pack_attention_qkv,
   // fuse_gemm_epilogue, [autocast],
-  // fuse_gemm_residual, fuse_elementwise, fuse_split_blocks.
+  // fuse_gemm_residual, fuse_skip_norm, fuse_elementwise, fuse_split_blocks.
   p.push_back({"fuse_rmsnorm", fuse_rmsnorm});
   p.push_back({"fuse_rope", fuse_rope});
   p.push_back({"fuse_attention", fuse_attention});
@@ -68,6 +69,7 @@ std::vector<Pass> default_passes(const Settings& s) {
     p.push_back({"infer_shapes", infer_shapes});
   }
   p.push_back({"fuse_gemm_residual", fuse_gemm_residual});
+  p.push_back({"fuse_skip_norm", fuse_skip_norm});  // the residual Adds no GEMM took, into the norm after them
   p.push_back({"fuse_elementwise", fuse_elementwise});
   p.push_back({"fuse_split_blocks", fuse_split_blocks});  // merged gate/up: SwiGLU reads the GEMM's column blocks
   p.push_back({"split_collectives", split_collectives});

@@ -25,6 +25,11 @@ using ::onnx::ValueInfoProto;
 
 // Domains whose ops tessera maps onto its IR; the value is the IR op prefix.
 bool known_domain(const std::string& d) { return d.empty() || d == "ai.onnx" || d == "com.microsoft"; }
+// com.microsoft contrib ops tessera registers besides the collectives (ONNX Runtime's own
+// inputs and outputs: ops/skip_norm.cc).
+bool known_contrib_op(const std::string& op) {
+  return op == "SkipLayerNormalization" || op == "SkipSimplifiedLayerNormalization";
+}
 
 Attribute convert_attribute(const AttributeProto& a, const NodeProto& n, const std::string& base_dir) {
   switch (a.type()) {
@@ -208,9 +213,9 @@ class Importer {
     std::string name = n.name().empty() ? g_.unique_name(n.op_type()) : n.name();
     if (n.domain() == "com.microsoft" && (n.op_type() == "AllReduce" || n.op_type() == "AllGather" || n.op_type() == "AllToAll"))
       return add_collective(n, name);
-    if (!known_domain(n.domain()) || n.domain() == "com.microsoft") {
+    if (!known_domain(n.domain()) || (n.domain() == "com.microsoft" && !known_contrib_op(n.op_type()))) {
       unsupported_[(n.domain().empty() ? "" : n.domain() + "::") + n.op_type()].push_back(name);
-    } else if (!OpRegistry::find(n.op_type())) {
+    } else if (!OpRegistry::find(n.op_type()) || (n.domain() != "com.microsoft" && known_contrib_op(n.op_type()))) {
       unsupported_[n.op_type()].push_back(name);
     }
     Attributes attrs;

@@ -21,6 +21,8 @@ class Case:
     constants: List[str] = field(default_factory=list)  # input names stored as initializers
     opset: int = 18
     id: str = ""                          # short label for pytest ids
+    domain: str = ""                      # "com.microsoft": an ONNX Runtime contrib op (outputs typed like inputs[0])
+    omit_outputs: List[int] = field(default_factory=list)  # optional outputs left empty
 
     def label(self):
         return f"{self.op}-{self.id}" if self.id else self.op

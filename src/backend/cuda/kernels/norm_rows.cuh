@@ -107,16 +107,46 @@ struct Row {
   }
 };
 
+// The residual of the Skip norms (ops/skip_norm.cc), or p null: row r's values are X[r] +
+// skip[r % rows], rounded to X's dtype as the unfused Add writes them, and stored into
+// sum (when not null) before they are normalised.
+template <typename T>
+struct Skip {
+  const T* p = nullptr;
+  int64_t rows = 1;
+  T* sum = nullptr;
+};
+
+// Adds row r of `skip` to the thread's chunks of row r (see Skip).
+template <typename T, int C>
+__device__ __forceinline__ void add_skip(Row<T, C>& row, const Skip<T>& skip, int64_t r, int n, int nv, int tid, int nt) {
+  constexpr int V = Row<T, C>::V;
+  const uint4* sp = reinterpret_cast<const uint4*>(skip.p + (r % skip.rows) * n);
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int i = tid + c * nt;
+    if (i >= nv) continue;
+    const uint4 sraw = __ldg(sp + i);
+    const T* se = reinterpret_cast<const T*>(&sraw);
+    T* xe = reinterpret_cast<T*>(&row.raw[c]);
+#pragma unroll
+    for (int k = 0; k < V; ++k) xe[k] = from_f32<T>(float(xe[k]) + float(se[k]));
+    if (skip.sum) reinterpret_cast<uint4*>(skip.sum + r * n)[i] = row.raw[c];
+  }
+}
+
 // Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * scale, Y and scale of dtype O.
 template <typename T, typename O, int C, bool W>
 __global__ void __launch_bounds__(kMaxThreads) rms_norm(const T* __restrict__ x, O* __restrict__ y,
-                                                        const O* __restrict__ scale, int64_t rows, int n, float eps) {
+                                                        const O* __restrict__ scale, int64_t rows, int n, float eps,
+                                                        Skip<T> skip) {
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
   const Team<W> team;
   for (int64_t r = team.first; r < rows; r += team.step) {
     Row<T, C> row;
     row.load(x + r * n, nv, team.tid, team.nt);
+    if (skip.p) add_skip(row, skip, r, n, nv, team.tid, team.nt);
     float ss = 0.0f;
 #pragma unroll
     for (int c = 0; c < C; ++c)
@@ -140,13 +170,14 @@ template <typename T, int C, bool W>
 __global__ void __launch_bounds__(kMaxThreads) layer_norm(const T* __restrict__ x, T* __restrict__ y,
                                                           const T* __restrict__ scale, const T* __restrict__ bias,
                                                           FloatOut mean_out, FloatOut inv_out, int64_t rows, int n,
-                                                          float eps) {
+                                                          float eps, Skip<T> skip) {
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
   const Team<W> team;
   for (int64_t r = team.first; r < rows; r += team.step) {
     Row<T, C> row;
     row.load(x + r * n, nv, team.tid, team.nt);
+    if (skip.p) add_skip(row, skip, r, n, nv, team.tid, team.nt);
     float s = 0.0f;
 #pragma unroll
     for (int c = 0; c < C; ++c)

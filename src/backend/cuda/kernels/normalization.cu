@@ -1,5 +1,7 @@
-// CUDA Softmax / LogSoftmax, LayerNormalization and RMSNormalization
-// (semantics: backend/cpu/kernels/normalization.cc and rms_norm.cc). All
+// CUDA Softmax / LogSoftmax, LayerNormalization and RMSNormalization, and
+// the Skip norms that add a residual first (semantics: backend/cpu/kernels/
+// normalization.cc, rms_norm.cc and skip_norm.cc; the register-resident rows
+// add the skip as they load a row). All
 // statistics are kept in f32 (f64 for f64 inputs).
 //
 // Over the last dim (the hot case: attention scores, GPT-2's 50257 logits,
@@ -219,7 +221,7 @@ void k_layer_norm(KernelContext& ctx) {
         auto k = by_chunks<LayerNormK<T>::template At>(l);
         k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
             static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()), static_cast<const T*>(sc.raw()),
-            b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps);
+            b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps, norm_rows::Skip<T>{});
         return;
       }
     }
@@ -270,11 +272,11 @@ struct RmsNormK {
 // norm_rows::rms_norm for Y's dtype (f16, bf16 or f32); false for another.
 template <typename T>
 bool launch_rms_fast(KernelContext& ctx, const norm_rows::Launch& l, DType y_dtype, const void* x, void* y,
-                     const void* scale, int64_t rows, int64_t n, float eps) {
+                     const void* scale, int64_t rows, int64_t n, float eps, norm_rows::Skip<T> skip = {}) {
   auto go = [&]<typename O>() {
     auto k = by_chunks<RmsNormK<T, O>::template At>(l);
     k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<O*>(y),
-                                                                 static_cast<const O*>(scale), rows, int(n), eps);
+                                                                 static_cast<const O*>(scale), rows, int(n), eps, skip);
     return true;
   };
   switch (y_dtype) {
@@ -308,8 +310,79 @@ void k_rms_norm(KernelContext& ctx) {
   check_launch(ctx);
 }
 
+// ---- SkipLayerNormalization / SkipSimplifiedLayerNormalization -------------------
+
+// S = X + skip[i % skip_n] (+ bias[i % n]), each Add rounded to T as the CPU reference does.
+template <typename T>
+__global__ void skip_sum(const T* x, const T* skip, int64_t skip_n, const T* bias, int64_t n, T* s, int64_t total) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    store(s, i, load(x, i) + load(skip, i % skip_n));
+    if (bias) store(s, i, load(s, i) + load(bias, i % n));
+  }
+}
+
+// The fast path: norm_rows' kernels adding the skip as they load a row (no bias input).
+template <typename T>
+bool skip_norm_fast(KernelContext& ctx, bool ln, int64_t rows, int64_t n, float eps, void* sum) {
+  const Tensor &x = ctx.input(0), &skip = ctx.input(1), &gamma = ctx.input(2);
+  const Tensor* beta = ln && ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  void* y = ctx.output(0).raw();
+  norm_rows::Launch l = fast_rows(n, sizeof(T), {x.raw(), y, gamma.raw(), beta ? beta->raw() : nullptr, skip.raw(), sum});
+  if (!l.chunks) return false;
+  const norm_rows::Skip<T> sk{static_cast<const T*>(skip.raw()), skip.numel() / n, static_cast<T*>(sum)};
+  if (!ln) return launch_rms_fast<T>(ctx, l, x.dtype(), x.raw(), y, gamma.raw(), rows, n, eps, sk);
+  auto k = by_chunks<LayerNormK<T>::template At>(l);
+  k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
+      static_cast<const T*>(x.raw()), static_cast<T*>(y), static_cast<const T*>(gamma.raw()),
+      beta ? static_cast<const T*>(beta->raw()) : nullptr, FloatOut{}, FloatOut{}, rows, int(n), eps, sk);
+  return true;
+}
+
+void k_skip_norm(KernelContext& ctx, bool ln) {
+  const Tensor &x = ctx.input(0), &skip = ctx.input(1);
+  const size_t bias_at = ln ? 4 : 3;
+  const int64_t n = x.rank() ? x.dim(-1) : 0, rows = n ? x.numel() / n : 0;
+  if (n == 0 || skip.numel() == 0 || skip.numel() % n || x.numel() % skip.numel())
+    ctx.error("skip ", to_string(skip.shape()), " does not repeat over input ", to_string(x.shape()));
+  for (size_t i = 1; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) continue;
+    if (ctx.input(i).dtype() != x.dtype()) ctx.error("input ", i, " is not input's dtype ", dtype_name(x.dtype()));
+    if (i >= 2 && ctx.input(i).numel() != n) ctx.error("input ", i, " ", to_string(ctx.input(i).shape()), " is not [", n, "]");
+  }
+  if (ctx.has_output(1) || ctx.has_output(2)) ctx.error("outputs mean and inv_std_var are not computed");
+  if (rows == 0) return;
+  const float eps = ctx.attrs().get_float("epsilon", 1e-12f);
+  void* sum = ctx.has_output(3) ? ctx.output(3).raw() : nullptr;
+  const Tensor* bias = ctx.has_input(bias_at) ? &ctx.input(bias_at) : nullptr;
+  visit_float_dtype(ctx, x.dtype(), [&]<typename T>() {
+    if constexpr (kFastRowType<T>)
+      if (!bias && skip_norm_fast<T>(ctx, ln, rows, n, eps, sum)) return;
+    // Otherwise S into the sum output (or scratch), then the general row kernels over it.
+    T* s = sum ? static_cast<T*>(sum) : static_cast<T*>(ctx.scratch(x.nbytes()));
+    skip_sum<T><<<blocks_for(x.numel()), 256, 0, ctx.stream()>>>(
+        static_cast<const T*>(x.raw()), static_cast<const T*>(skip.raw()), skip.numel(),
+        bias ? static_cast<const T*>(bias->raw()) : nullptr, n, s, x.numel());
+    RowLaunch l = row_launch(rows, n);
+    const ParamVec gamma = param_vec(ctx, 2, "gamma");
+    if (ln) {
+      const bool has_beta = ctx.has_input(3);
+      const ParamVec beta = has_beta ? param_vec(ctx, 3, "beta") : ParamVec{};
+      layer_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(s, static_cast<T*>(ctx.output(0).raw()), gamma, beta, has_beta,
+                                                               FloatOut{}, FloatOut{}, rows, n, eps, l.warp_rows);
+    } else {
+      rms_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(s, float_out(ctx, 0), gamma, rows, n, eps, l.warp_rows);
+    }
+  });
+  check_launch(ctx);
+}
+
+void k_skip_layer_norm(KernelContext& ctx) { k_skip_norm(ctx, true); }
+void k_skip_rms_norm(KernelContext& ctx) { k_skip_norm(ctx, false); }
+
 }  // namespace
 
+TESSERA_CUDA_KERNEL("SkipLayerNormalization", k_skip_layer_norm);
+TESSERA_CUDA_KERNEL("SkipSimplifiedLayerNormalization", k_skip_rms_norm);
 TESSERA_CUDA_KERNEL("Softmax", k_softmax);
 TESSERA_CUDA_KERNEL("LogSoftmax", k_softmax);
 TESSERA_CUDA_KERNEL("LayerNormalization", k_layer_norm);

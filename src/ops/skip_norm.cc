@@ -1,0 +1,69 @@
+// SkipLayerNormalization and SkipSimplifiedLayerNormalization (ONNX Runtime's
+// com.microsoft contrib ops, the same names and inputs): a residual Add and
+// the norm after it, in one op.
+//   S = input + skip (+ bias), rounded to input's dtype as the unfused Add
+//       writes it (skip is input's shape or its trailing dims: rows repeat);
+//   Y = LayerNorm(S) · gamma (+ beta), or S / sqrt(mean(S²) + epsilon) · gamma
+//       (Simplified: RMSNorm), over the last dim H, statistics in f32.
+// Inputs: input, skip, gamma [H], beta [H] (LayerNorm only, optional), bias [H]
+// (optional). Outputs: output, mean and inv_std_var (training outputs: refused),
+// input_skip_bias_sum (optional S, which the next residual Add reads).
+// Every tensor has input's dtype. epsilon defaults to ONNX Runtime's 1e-12.
+// passes/fuse_skip_norm.cc makes them from Add → LayerNormalization / RMSNormalization.
+#include "ir/op_registry.h"
+
+namespace tessera {
+namespace {
+
+bool same_dim(int64_t a, int64_t b) { return a == b || a == kUnknownDim || b == kUnknownDim; }
+
+// Whether `s`, leading 1s aside, is the trailing dims of `x` (skip: its rows then repeat
+// over x's).
+bool trailing_dims(const Shape& s, const Shape& x) {
+  if (s.empty() || s.size() > x.size()) return false;
+  size_t i = 0;
+  while (i + 1 < s.size() && s[i] == 1) ++i;
+  for (size_t k = i; k < s.size(); ++k)
+    if (!same_dim(s[k], x[x.size() - s.size() + k])) return false;
+  return true;
+}
+
+// Whether `p` is [h] (leading 1s allowed).
+bool vector_of(const Shape& p, int64_t h) {
+  if (p.empty() || !same_dim(p.back(), h)) return false;
+  for (size_t i = 0; i + 1 < p.size(); ++i)
+    if (p[i] != 1) return false;
+  return true;
+}
+
+std::vector<TensorType> skip_norm(const InferContext& c, bool layer_norm) {
+  const TensorType& x = c.input(0);
+  if (!is_float(x.dtype)) c.error("input is ", dtype_name(x.dtype), ", expected a float type");
+  static const char* names[] = {"input", "skip", "gamma", "beta", "bias"};
+  const size_t bias_at = layer_norm ? 4 : 3;
+  for (size_t i = 1; i < c.node().inputs.size(); ++i)
+    if (c.has_input(i) && c.input(i).dtype != x.dtype)
+      c.error(names[i == bias_at ? 4 : i], " is ", dtype_name(c.input(i).dtype), ", expected input's dtype ", dtype_name(x.dtype));
+  for (size_t o : {size_t(1), size_t(2)})
+    if (o < c.node().outputs.size() && c.node().outputs[o])
+      c.error("outputs mean and inv_std_var (training outputs) are not computed; leave them empty");
+  if (!x.rank_known) return {x, {}, {}, x};
+  if (x.shape.empty()) c.error("input must have a hidden (last) dim");
+  const int64_t h = x.shape.back();
+  const TensorType& skip = c.input(1);
+  if (skip.rank_known && !trailing_dims(skip.shape, x.shape))
+    c.error("skip ", to_string(skip.shape), " must be input's shape ", to_string(x.shape), " or its trailing dims");
+  for (size_t i = 2; i < c.node().inputs.size(); ++i)
+    if (c.has_input(i) && c.input(i).rank_known && !vector_of(c.input(i).shape, h))
+      c.error(names[i == bias_at ? 4 : i], " ", to_string(c.input(i).shape), " must be [", h, "] (the hidden size)");
+  return {x, {}, {}, x};
+}
+
+std::vector<TensorType> skip_layer_norm(const InferContext& c) { return skip_norm(c, true); }
+std::vector<TensorType> skip_rms_norm(const InferContext& c) { return skip_norm(c, false); }
+
+TESSERA_REGISTER_OP({"SkipLayerNormalization", 3, 5, 1, 4, skip_layer_norm});
+TESSERA_REGISTER_OP({"SkipSimplifiedLayerNormalization", 3, 4, 1, 4, skip_rms_norm});
+
+}  // namespace
+}  // namespace tessera
