@@ -239,10 +239,7 @@ void k_gemm(KernelContext& ctx) {
                                 g.beta, ctx.device().gemm_workspace(), ctx.stream());
   if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", st.lt->problem().key(), "): ", cublasLtGetStatusString(s));
   if (g.real_n)
-    cuda_ok(ctx,
-            cudaMemcpy2DAsync(out.raw(), size_t(g.real_n) * es, d, size_t(g.lt.n) * es, size_t(g.real_n) * es,
-                              size_t(g.lt.m), cudaMemcpyDeviceToDevice, ctx.stream()),
-            "copying the N-padded result out");
+    cuda_ok(ctx, gemm_unpad_rows(d, g.lt.n, out.raw(), g.lt.m, g.real_n, es, ctx.stream()), "copying the N-padded result out");
   if (st.post_bias || st.post_act != GemmAct::none)
     cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.out_n(), 1.0, st.post_bias ? bias : nullptr,
                                st.post_act, ctx.stream()),

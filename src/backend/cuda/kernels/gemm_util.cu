@@ -1,5 +1,8 @@
 // See gemm_util.h.
+#include <algorithm>
+
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernels/gemm_act.cuh"
 #include "backend/cuda/kernels/gemm_util.h"
 
@@ -42,6 +45,32 @@ __global__ void epilogue_vec_kernel(T* out, int64_t total, int64_t n, compute_t<
       store(e, k, gemm_activate<C>(x, act));
     }
     reinterpret_cast<uint4*>(out)[c] = raw;
+  }
+}
+
+// out's 16-byte chunk c (V elements, flat index o = c·V) from where its elements sit in the
+// padded rows: a row end inside the chunk moves on to the next row. 32-bit indices (the caller
+// checks rows·ld < 2^31); the reads are 2- or 4-byte but consecutive across a warp. The
+// driver's 2-D copy with GPT-2's odd pitch (50257 columns) ran at ~2/3 of copy bandwidth.
+template <typename T>
+__global__ void unpad_rows_kernel(const T* __restrict__ padded, uint32_t ld, T* __restrict__ out, FastDiv n, uint32_t total) {
+  constexpr uint32_t V = 16 / sizeof(T);
+  const uint32_t chunks = total / V;
+  for (uint32_t c = blockIdx.x * blockDim.x + threadIdx.x; c < chunks; c += gridDim.x * blockDim.x) {
+    const uint32_t o = c * V;
+    uint32_t r = n.div(o), col = o - r * n.d;
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (uint32_t k = 0; k < V; ++k) {
+      e[k] = padded[r * ld + col];
+      if (++col == n.d) col = 0, ++r;
+    }
+    reinterpret_cast<uint4*>(out)[c] = raw;
+  }
+  for (uint32_t o = chunks * V + blockIdx.x * blockDim.x + threadIdx.x; o < total; o += gridDim.x * blockDim.x) {
+    const uint32_t r = n.div(o);
+    out[o] = padded[r * ld + (o - r * n.d)];
   }
 }
 
@@ -96,6 +125,24 @@ cudaError_t gemm_epilogue(void* out, DType dtype, int64_t total, int64_t n, doub
       fail(ErrorKind::Internal, "gemm_epilogue on ", dtype_name(dtype));
     }
   });
+  return cudaGetLastError();
+}
+
+cudaError_t gemm_unpad_rows(const void* padded, int64_t ld, void* out, int64_t rows, int64_t n, size_t elem_bytes,
+                            cudaStream_t s) {
+  const bool fits = (elem_bytes == 2 || elem_bytes == 4) && aligned16(padded) && aligned16(out) && n > 0 && ld >= n &&
+                    rows * ld < (int64_t(1) << 31);
+  if (!fits)
+    return cudaMemcpy2DAsync(out, size_t(n) * elem_bytes, padded, size_t(ld) * elem_bytes, size_t(n) * elem_bytes,
+                             size_t(rows), cudaMemcpyDeviceToDevice, s);
+  const uint32_t total = uint32_t(rows * n);
+  const unsigned grid = blocks_for(std::max<int64_t>(total / (16 / elem_bytes), 1));
+  if (elem_bytes == 2)
+    unpad_rows_kernel<uint16_t><<<grid, 256, 0, s>>>(static_cast<const uint16_t*>(padded), uint32_t(ld),
+                                                     static_cast<uint16_t*>(out), make_fastdiv(uint32_t(n)), total);
+  else
+    unpad_rows_kernel<uint32_t><<<grid, 256, 0, s>>>(static_cast<const uint32_t*>(padded), uint32_t(ld),
+                                                     static_cast<uint32_t*>(out), make_fastdiv(uint32_t(n)), total);
   return cudaGetLastError();
 }
 

@@ -16,6 +16,12 @@ enum class GemmAct { none, relu, gelu_tanh, gelu };
 cudaError_t gemm_broadcast_copy(const void* in, const Shape& in_shape, void* out, const Shape& out_shape,
                                 size_t elem_bytes, cudaStream_t s);
 
+// out [rows, n] (contiguous) = the first n columns of padded [rows, ld] (the N-padded GEMM's
+// result copied out). elem_bytes 2 or 4 with 16-byte aligned pointers and rows·ld < 2^31 take a
+// kernel writing 16 aligned bytes a thread; otherwise cudaMemcpy2DAsync.
+cudaError_t gemm_unpad_rows(const void* padded, int64_t ld, void* out, int64_t rows, int64_t n, size_t elem_bytes,
+                            cudaStream_t s);
+
 // In place on `total` elements of a float dtype laid out [..., n]:
 // out[i] = act(scale * out[i] + bias[i % n]) (bias may be null), computed in
 // float (f64: double).
