@@ -2,6 +2,7 @@
 // reference stays below fp32 rounding noise.
 #include <cmath>
 
+#include "backend/cpu/kernels/norm_rows.h"
 #include "backend/cpu/loops.h"
 
 namespace tessera::cpu {
@@ -45,42 +46,26 @@ void k_softmax(KernelContext& c) {
 TESSERA_CPU_KERNEL("Softmax", k_softmax);
 TESSERA_CPU_KERNEL("LogSoftmax", k_softmax);
 
-template <typename T>
-void layer_norm(const T* x, const Tensor& scale, const Tensor* bias, T* y, float* mean_out, float* inv_out, int64_t rows,
-                int64_t n, double eps) {
-  // Scale and bias broadcast to the normalised block [n]; read them as doubles.
-  Tensor s = scale.cast(DType::f64), b = bias ? bias->cast(DType::f64) : Tensor();
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* px = x + r * n;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < n; ++j) mean += double(px[j]);
-    mean /= double(n);
-    for (int64_t j = 0; j < n; ++j) var += (double(px[j]) - mean) * (double(px[j]) - mean);
-    double inv = 1.0 / std::sqrt(var / double(n) + eps);
-    for (int64_t j = 0; j < n; ++j) {
-      double v = (double(px[j]) - mean) * inv * s.data<double>()[j % s.numel()];
-      if (bias) v += b.data<double>()[j % b.numel()];
-      y[r * n + j] = T(v);
-    }
-    if (mean_out) mean_out[r] = float(mean);
-    if (inv_out) inv_out[r] = float(inv);
-  }
-}
-
 void k_layer_norm(KernelContext& c) {
   Tensor x = as_compute(c.input(0));
   int64_t axis = normalize_axis(c.attrs().get_int("axis", -1), x.rank(), c.node().name);
   Around a = around(x.shape(), axis);
   int64_t rows = a.outer, n = x.numel() / std::max<int64_t>(rows, 1);
-  Tensor scale = as_compute(c.input(1));
+  // Scale and bias broadcast to the normalised block [n]; read as doubles.
+  Tensor scale = c.input(1).cast(DType::f64);
   if (n % std::max<int64_t>(scale.numel(), 1)) c.error("Scale ", to_string(scale.shape()), " does not broadcast over the normalised dims");
-  Tensor bias = c.has_input(2) ? as_compute(c.input(2)) : Tensor();
+  Tensor bias = c.has_input(2) ? c.input(2).cast(DType::f64) : Tensor();
   Tensor y = Tensor::empty(x.dtype(), x.shape());
   // Mean/InvStdDev are computed in f32 and converted if stash_type asks otherwise.
   Tensor mean = Tensor::empty(DType::f32, {rows}), inv = Tensor::empty(DType::f32, {rows});
-  const Tensor* pb = c.has_input(2) ? &bias : nullptr;
-  if (x.dtype() == DType::f32) layer_norm(x.data<float>(), scale, pb, y.data<float>(), mean.data<float>(), inv.data<float>(), rows, n, c.attrs().get_float("epsilon", 1e-5f));
-  else if (x.dtype() == DType::f64) layer_norm(x.data<double>(), scale, pb, y.data<double>(), mean.data<float>(), inv.data<float>(), rows, n, c.attrs().get_float("epsilon", 1e-5f));
+  const double* pb = c.has_input(2) ? bias.data<double>() : nullptr;
+  const double eps = c.attrs().get_float("epsilon", 1e-5f);
+  auto run = [&]<typename T>() {
+    layer_norm_rows(x.data<T>(), scale.data<double>(), scale.numel(), pb, pb ? bias.numel() : 1, y.data<T>(),
+                    mean.data<float>(), inv.data<float>(), rows, n, eps);
+  };
+  if (x.dtype() == DType::f32) run.template operator()<float>();
+  else if (x.dtype() == DType::f64) run.template operator()<double>();
   else c.error("dtype ", dtype_name(x.dtype()), " is not supported");
   c.set_output(0, from_compute(y, c.output_type(0).dtype));
   for (size_t i = 1; i < c.num_outputs(); ++i)

@@ -1,24 +1,13 @@
 // RMSNormalization (ops/rms_norm.cc): each row of the normalised dims is
 // divided by its root mean square, accumulated in double so the reference
 // stays below f32 rounding noise, then multiplied by scale (indexed j %
-// numel(scale): the schema makes scale the trailing normalised dims).
-#include <cmath>
-
+// numel(scale): the schema makes scale the trailing normalised dims); the row
+// code is norm_rows.h.
+#include "backend/cpu/kernels/norm_rows.h"
 #include "backend/cpu/loops.h"
 
 namespace tessera::cpu {
 namespace {
-
-template <typename T>
-void rms_norm_rows(const T* x, const double* scale, int64_t scale_n, T* y, int64_t rows, int64_t n, double eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* px = x + r * n;
-    double ss = 0;
-    for (int64_t j = 0; j < n; ++j) ss += double(px[j]) * double(px[j]);
-    double inv = 1.0 / std::sqrt(ss / double(n) + eps);
-    for (int64_t j = 0; j < n; ++j) y[r * n + j] = T(double(px[j]) * inv * scale[j % scale_n]);
-  }
-}
 
 void k_rms_norm(KernelContext& c) {
   Tensor x = as_compute(c.input(0));

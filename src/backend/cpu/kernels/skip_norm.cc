@@ -1,10 +1,9 @@
 // SkipLayerNormalization / SkipSimplifiedLayerNormalization (ops/skip_norm.cc)
 // on the CPU: the sum as the unfused Adds compute it (in the compute type,
 // rounded to the dtype after each), then the LayerNormalization and
-// RMSNormalization references' arithmetic on it (double statistics), so a
-// fused graph gives the unfused graph's bits.
-#include <cmath>
-
+// RMSNormalization references' own row code (norm_rows.h) on it, so a fused
+// graph gives the unfused graph's bits.
+#include "backend/cpu/kernels/norm_rows.h"
 #include "backend/cpu/loops.h"
 
 namespace tessera::cpu {
@@ -26,34 +25,6 @@ Tensor skip_sum(const Tensor& x, const Tensor& skip, const Tensor* bias, DType d
     s = s.cast(dtype).cast(x.dtype());
   }
   return s;
-}
-
-template <typename C>
-void layer_norm_rows(const C* x, const double* g, const double* b, C* y, int64_t rows, int64_t n, double eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const C* px = x + r * n;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < n; ++j) mean += double(px[j]);
-    mean /= double(n);
-    for (int64_t j = 0; j < n; ++j) var += (double(px[j]) - mean) * (double(px[j]) - mean);
-    const double inv = 1.0 / std::sqrt(var / double(n) + eps);
-    for (int64_t j = 0; j < n; ++j) {
-      double v = (double(px[j]) - mean) * inv * g[j];
-      if (b) v += b[j];
-      y[r * n + j] = C(v);
-    }
-  }
-}
-
-template <typename C>
-void rms_norm_rows(const C* x, const double* g, C* y, int64_t rows, int64_t n, double eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const C* px = x + r * n;
-    double ss = 0;
-    for (int64_t j = 0; j < n; ++j) ss += double(px[j]) * double(px[j]);
-    const double inv = 1.0 / std::sqrt(ss / double(n) + eps);
-    for (int64_t j = 0; j < n; ++j) y[r * n + j] = C(double(px[j]) * inv * g[j]);
-  }
 }
 
 void skip_norm(KernelContext& c, bool layer_norm) {
@@ -78,9 +49,10 @@ void skip_norm(KernelContext& c, bool layer_norm) {
   auto run = [&]<typename C>() {
     s = skip_sum<C>(x, skip, has_bias ? &bias_in : nullptr, dt);
     if (layer_norm)
-      layer_norm_rows(s.data<C>(), gamma.data<double>(), c.has_input(3) ? beta.data<double>() : nullptr, y.data<C>(), rows, n, eps);
+      layer_norm_rows(s.data<C>(), gamma.data<double>(), n, c.has_input(3) ? beta.data<double>() : nullptr, n, y.data<C>(),
+                      nullptr, nullptr, rows, n, eps);
     else
-      rms_norm_rows(s.data<C>(), gamma.data<double>(), y.data<C>(), rows, n, eps);
+      rms_norm_rows(s.data<C>(), gamma.data<double>(), n, y.data<C>(), rows, n, eps);
   };
   if (x.dtype() == DType::f32) run.template operator()<float>();
   else if (x.dtype() == DType::f64) run.template operator()<double>();
