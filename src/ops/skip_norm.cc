@@ -11,30 +11,10 @@
 // Every tensor has input's dtype. epsilon defaults to ONNX Runtime's 1e-12.
 // passes/fuse_skip_norm.cc makes them from Add → LayerNormalization / RMSNormalization.
 #include "ir/op_registry.h"
+#include "ops/skip_norm_rules.h"
 
 namespace tessera {
 namespace {
-
-bool same_dim(int64_t a, int64_t b) { return a == b || a == kUnknownDim || b == kUnknownDim; }
-
-// Whether `s`, leading 1s aside, is the trailing dims of `x` (skip: its rows then repeat
-// over x's).
-bool trailing_dims(const Shape& s, const Shape& x) {
-  if (s.empty() || s.size() > x.size()) return false;
-  size_t i = 0;
-  while (i + 1 < s.size() && s[i] == 1) ++i;
-  for (size_t k = i; k < s.size(); ++k)
-    if (!same_dim(s[k], x[x.size() - s.size() + k])) return false;
-  return true;
-}
-
-// Whether `p` is [h] (leading 1s allowed).
-bool vector_of(const Shape& p, int64_t h) {
-  if (p.empty() || !same_dim(p.back(), h)) return false;
-  for (size_t i = 0; i + 1 < p.size(); ++i)
-    if (p[i] != 1) return false;
-  return true;
-}
 
 std::vector<TensorType> skip_norm(const InferContext& c, bool layer_norm) {
   const TensorType& x = c.input(0);
@@ -51,10 +31,10 @@ std::vector<TensorType> skip_norm(const InferContext& c, bool layer_norm) {
   if (x.shape.empty()) c.error("input must have a hidden (last) dim");
   const int64_t h = x.shape.back();
   const TensorType& skip = c.input(1);
-  if (skip.rank_known && !trailing_dims(skip.shape, x.shape))
+  if (skip.rank_known && !rules::skip_repeats(skip.shape, x.shape))
     c.error("skip ", to_string(skip.shape), " must be input's shape ", to_string(x.shape), " or its trailing dims");
   for (size_t i = 2; i < c.node().inputs.size(); ++i)
-    if (c.has_input(i) && c.input(i).rank_known && !vector_of(c.input(i).shape, h))
+    if (c.has_input(i) && c.input(i).rank_known && !rules::hidden_vector(c.input(i).shape, h))
       c.error(names[i == bias_at ? 4 : i], " ", to_string(c.input(i).shape), " must be [", h, "] (the hidden size)");
   return {x, {}, {}, x};
 }

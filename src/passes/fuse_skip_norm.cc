@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "ops/skip_norm_rules.h"
 #include "passes/pass_manager.h"
 #include "passes/uses.h"
 
@@ -10,22 +11,6 @@ namespace tessera {
 namespace {
 
 bool static_of(const Value* v) { return v && v->rank_known && !v->shape.empty() && is_static(v->shape); }
-
-// Whether `p` is [h] with leading 1s (a norm's scale or bias as the Skip ops take it).
-bool vector_of(const Value* p, int64_t h) {
-  if (!static_of(p) || p->shape.back() != h) return false;
-  for (size_t i = 0; i + 1 < p->shape.size(); ++i)
-    if (p->shape[i] != 1) return false;
-  return true;
-}
-
-// Whether `s` is `x`'s shape or its trailing dims (leading 1s aside): the Skip ops' skip.
-bool repeats_over(const Shape& s, const Shape& x) {
-  if (s.empty() || s.size() > x.size()) return false;
-  size_t i = 0;
-  while (i + 1 < s.size() && s[i] == 1) ++i;
-  return std::equal(s.begin() + int64_t(i), s.end(), x.end() - int64_t(s.size() - i));
-}
 
 // The norm `n` over the last dim of its input, its Add producer fused in: true if rewritten.
 bool fuse(Graph& g, Node& n, const Uses& u) {
@@ -42,11 +27,11 @@ bool fuse(Graph& g, Node& n, const Uses& u) {
   Value *a = add.input(0), *b = add.input(1);
   if (!static_of(a) || !static_of(b)) return false;
   if (a->shape != s->shape) std::swap(a, b);  // the full-shape addend first
-  if (a->shape != s->shape || !repeats_over(b->shape, s->shape)) return false;
+  if (a->shape != s->shape || !rules::skip_repeats(b->shape, s->shape)) return false;
   const DType dt = s->dtype;
   std::vector<Value*> params(n.inputs.begin() + 1, n.inputs.end());
   for (const Value* p : params)
-    if (p && (p->dtype != dt || !vector_of(p, h))) return false;
+    if (p && (p->dtype != dt || !static_of(p) || !rules::hidden_vector(p->shape, h))) return false;
   if (a->dtype != dt || b->dtype != dt || n.outputs[0]->dtype != dt) return false;
   Attributes attrs;
   attrs.set("epsilon", n.attrs.get_float("epsilon", 1e-5f));
