@@ -68,18 +68,22 @@ void attention(const T* q, const T* k, const T* v, const T* mask, const std::vec
     }
 }
 
+// The rope tables (inputs 4 and 5) as doubles, with their batch and position strides.
+struct RopeTables {
+  Tensor cos, sin;
+  rules::TableStrides tc, ts;
+  bool interleaved = false;
+};
+
 // A copy of `x` (a compute-dtype input holding `heads` rows (b, h, t) of D through strides
 // `s` from `offset`) with those rows rotated by the tables, rounded to `dtype` (Rope's
 // arithmetic: backend/cpu/kernels/rope.cc).
-Tensor rotated(const Tensor& x, int64_t offset, const Strides& s, int64_t heads, const Dims& d, const Tensor& cs,
-               const Tensor& sn, bool interleaved, DType dtype, const KernelContext& c) {
-  rules::TableStrides tc, ts;
-  for (auto [t, st] : {std::pair{&cs, &tc}, std::pair{&sn, &ts}}) {
-    std::string bad = rules::rope_table(t->shape(), d.B, d.Tq, d.D, *st);
-    if (!bad.empty()) c.error(bad);
-  }
+Tensor rotated(const Tensor& x, int64_t offset, const Strides& s, int64_t heads, const Dims& d, const RopeTables& rt,
+               DType dtype) {
+  const rules::TableStrides &tc = rt.tc, &ts = rt.ts;
+  const bool interleaved = rt.interleaved;
   Tensor y = x.cast(DType::f64), in = y.clone();
-  const double *pc = cs.data<double>(), *ps = sn.data<double>(), *px = in.data<double>();
+  const double *pc = rt.cos.data<double>(), *ps = rt.sin.data<double>(), *px = in.data<double>();
   double* py = y.data<double>();
   const int64_t half = d.D / 2;
   for (int64_t b = 0; b < d.B; ++b)
@@ -109,10 +113,14 @@ void k_attention(KernelContext& c) {
   if (c.has_input(4) != c.has_input(5)) c.error("rope tables come in pairs (cos, sin)");
   if (c.has_input(4)) {
     if (d.Tq != d.Tk || d.D % 2) c.error("rope needs equal query and key lengths and an even head dim");
-    const Tensor cs = c.input(4).cast(DType::f64), sn = c.input(5).cast(DType::f64);
-    const bool il = c.attrs().get_int("rope_interleaved", 0) != 0;
-    q = rotated(q, g.offset[0], g.st[0], d.Hq, d, cs, sn, il, c.input(0).dtype(), c);
-    k = rotated(k, g.offset[1], g.st[1], d.Hkv, d, cs, sn, il, c.input(1).dtype(), c);
+    RopeTables rt{c.input(4).cast(DType::f64), c.input(5).cast(DType::f64), {}, {},
+                  c.attrs().get_int("rope_interleaved", 0) != 0};
+    for (auto [t, st] : {std::pair{&rt.cos, &rt.tc}, std::pair{&rt.sin, &rt.ts}}) {
+      std::string bad = rules::rope_table(t->shape(), d.B, d.Tq, d.D, *st);
+      if (!bad.empty()) c.error(bad);
+    }
+    q = rotated(q, g.offset[0], g.st[0], d.Hq, d, rt, c.input(0).dtype());
+    k = rotated(k, g.offset[1], g.st[1], d.Hkv, d, rt, c.input(1).dtype());
   }
   double scale = c.attrs().get_float("scale", 1.0f);
   bool causal = c.attrs().get_int("causal", 0) != 0;
