@@ -2,6 +2,8 @@
 #include "backend/cuda/gemm_tuning.h"
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,8 +19,9 @@ namespace tessera::cuda {
 namespace {
 
 // 2: split-K variants and, for few output tiles, 4x the candidates are timed too, so version-1
-// entries were chosen from fewer.
-constexpr int kCacheVersion = 2;
+// entries were chosen from fewer. 3: timed as graph replays over operands that do not stay in L2,
+// so earlier entries were chosen by host launch overhead and L2-resident weights.
+constexpr int kCacheVersion = 3;
 
 // Device buffers for one timing session, freed on every path out.
 struct Buffers {
@@ -122,6 +125,47 @@ bool few_tiles(DeviceContext& dev, const GemmProblem& p) {
   return tiles < 2 * int64_t(dev.props().multiProcessorCount);
 }
 
+// One set of operands per call in a timed graph: A, B and D (the bias is shared).
+struct OperandSet {
+  void *a = nullptr, *b = nullptr, *d = nullptr;
+};
+
+// How many operand sets the timed calls rotate through: enough that together
+// they exceed twice the L2 cache, so each call reads its weight from memory as
+// it does inside a model whose weights do not fit in L2 (a decode GEMM timed on
+// one L2-resident weight favours algorithms that the real run does not), at
+// most 64 sets and 2 GiB.
+int operand_sets(DeviceContext& dev, size_t set_bytes) {
+  const double l2 = double(std::max(dev.props().l2CacheSize, 1));
+  double sets = std::ceil(2.0 * l2 / double(std::max<size_t>(set_bytes, 1)));
+  sets = std::min({sets, 64.0, std::floor(double(size_t(2) << 30) / double(std::max<size_t>(set_bytes, 1)))});
+  return int(std::max(sets, 1.0));
+}
+
+// Calls per timed replay: enough work (~2 GFLOP) that the replay's own start
+// does not decide, and at least one call per operand set.
+int calls_per_replay(const GemmProblem& p, int sets) {
+  double flop = 2.0 * double(p.m) * double(p.n) * double(p.k) * double(p.batch);
+  int iters = int(std::clamp(2e9 / std::max(flop, 1.0), 1.0, 64.0));
+  return std::max(iters, sets);
+}
+
+// `calls` captured into one CUDA graph (the way the engine runs a GEMM: graph
+// launches have no per-call host overhead, which for a small GEMM is larger
+// than the kernel). Null when capture fails.
+cudaGraphExec_t capture(cudaStream_t s, int calls, const std::function<bool(int)>& call) {
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return nullptr;
+  bool ok = true;
+  for (int i = 0; i < calls && ok; ++i) ok = call(i);
+  cudaError_t end = cudaStreamEndCapture(s, &graph);
+  cudaGraphExec_t exec = nullptr;
+  if (ok && end == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) exec = nullptr;
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();
+  return exec;
+}
+
 }  // namespace
 
 TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
@@ -131,10 +175,11 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   LtGemm lt;
   lt.init(p);
   size_t es = dtype_size(p.dtype);
+  size_t a_bytes = size_t(p.batch * p.m * p.k) * es, b_bytes = size_t(p.batch * p.k * p.n) * es;
+  size_t d_bytes = size_t(p.batch * p.m * p.n) * es;
   Buffers buf;
-  void* a = buf.get(size_t(p.batch * p.m * p.k) * es);
-  void* b = buf.get(size_t(p.batch * p.k * p.n) * es);
-  void* d = buf.get(size_t(p.batch * p.m * p.n) * es);
+  std::vector<OperandSet> sets(size_t(operand_sets(dev, a_bytes + b_bytes + d_bytes)));
+  for (OperandSet& o : sets) o = {buf.get(a_bytes), buf.get(b_bytes), buf.get(d_bytes)};
   void* bias = p.bias ? buf.get(size_t(p.n) * es) : nullptr;
   // Few output tiles: the heuristic's ranking is least sure there (the GEMM is bound by how fast
   // a few dozen CTAs stream the weight), so 4x as many candidates, and their split-K versions.
@@ -151,32 +196,36 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
       }
   }
   Events ev;
-  constexpr int kWarmup = 3, kReps = 5;
-  // Calls per timed rep: enough work (~2 GFLOP) that launch overhead does not decide.
-  double flop = 2.0 * double(p.m) * double(p.n) * double(p.k) * double(p.batch);
-  int iters = int(std::clamp(2e9 / std::max(flop, 1.0), 1.0, 50.0));
+  constexpr int kWarmup = 2, kReps = 5;
+  const int calls = calls_per_replay(p, int(sets.size()));
   double best = 0;
   for (auto& c : cands) {
-    auto call = [&] {
-      return lt.run(h, a, b, d, d, bias, 1.0, p.use_c ? 1.0 : 0.0, dev.gemm_workspace(), ev.stream, &c.algo, c.workspaceSize);
+    auto call = [&](int i) {
+      const OperandSet& o = sets[size_t(i) % sets.size()];
+      return lt.run(h, o.a, o.b, o.d, o.d, bias, 1.0, p.use_c ? 1.0 : 0.0, dev.gemm_workspace(), ev.stream, &c.algo,
+                    c.workspaceSize) == CUBLAS_STATUS_SUCCESS;
     };
-    bool ok = true;
-    for (int i = 0; i < kWarmup && ok; ++i) ok = call() == CUBLAS_STATUS_SUCCESS;
-    if (!ok || cudaStreamSynchronize(ev.stream) != cudaSuccess) {
+    // One plain call first: a candidate that fails does so outside a capture.
+    if (!call(0) || cudaStreamSynchronize(ev.stream) != cudaSuccess) {
       cudaGetLastError();
       continue;
     }
+    cudaGraphExec_t exec = capture(ev.stream, calls, call);
+    if (!exec) continue;
     std::vector<double> times;
-    for (int r = 0; r < kReps && ok; ++r) {
-      TSR_CUDA(cudaEventRecord(ev.start, ev.stream));
-      for (int i = 0; i < iters && ok; ++i) ok = call() == CUBLAS_STATUS_SUCCESS;
-      TSR_CUDA(cudaEventRecord(ev.stop, ev.stream));
-      TSR_CUDA(cudaEventSynchronize(ev.stop));
+    bool ok = true;
+    for (int r = 0; r < kWarmup + kReps && ok; ++r) {
+      ok = cudaEventRecord(ev.start, ev.stream) == cudaSuccess && cudaGraphLaunch(exec, ev.stream) == cudaSuccess &&
+           cudaEventRecord(ev.stop, ev.stream) == cudaSuccess && cudaEventSynchronize(ev.stop) == cudaSuccess;
       float ms = 0;
-      TSR_CUDA(cudaEventElapsedTime(&ms, ev.start, ev.stop));
-      times.push_back(double(ms) * 1000.0 / iters);
+      if (ok && r >= kWarmup && cudaEventElapsedTime(&ms, ev.start, ev.stop) == cudaSuccess)
+        times.push_back(double(ms) * 1000.0 / calls);
     }
-    if (!ok) continue;
+    cudaGraphExecDestroy(exec);
+    if (!ok || times.size() != size_t(kReps)) {
+      cudaGetLastError();
+      continue;
+    }
     std::nth_element(times.begin(), times.begin() + kReps / 2, times.end());
     double med = times[kReps / 2];
     ++out.candidates;

@@ -23,8 +23,11 @@ struct TunedAlgo {
 };
 
 // Time up to `candidates` heuristic algorithms for `p` (4x as many, and split-K versions of
-// each, when its output tiles are too few to fill the GPU) (warm-up, then the
-// median of a few CUDA-event timings each) on fresh buffers; the fastest wins.
+// each, when its output tiles are too few to fill the GPU); the fastest wins.
+// Each candidate runs as the engine runs it: a captured CUDA graph of many
+// calls (no host launch overhead per call) whose calls rotate through enough
+// operand copies to exceed the L2 cache twice over (weights come from memory);
+// the median of a few CUDA-event timed replays, after warm-up.
 TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates = 8);
 
 // Walk MatMul / Gemm / FusedMatMul nodes whose operands have static shapes and
