@@ -9,6 +9,8 @@
 #   bench/run_gpu.sh lmhead_variants after bench: gpt2 B8 T1024 built and benched with TESSERA_GEMM_PAD_N=0 (cuBLASLt
 #                                    on the unaligned N = 50257 directly, no padded copy-out), and the GPU parity's
 #                                    padded-N GEMM cases with it
+#   bench/run_gpu.sh pdl_variants    after bench: each engine benched twice more, with programmatic dependent launch
+#                                    (the default on sm_90) and with TESSERA_PDL=0 (ordinary launches), back to back
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
@@ -56,7 +58,7 @@ for stage in "$@"; do
   echo "=== $stage"
   case $stage in
     parity)
-      timeout 560 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
+      timeout 560 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py tests/python/test_cuda_tuning.py \
         "tests/python/test_distributed_run.py::test_collective_model_on_cuda_over_nccl" 2>&1 | tee "$OUT/parity.txt" | tail -60 ;;
     generate)
       timeout 500 python3 -m pytest -q -p no:cacheprovider -rf -s tests/python/test_cuda_generate.py 2>&1 | tee "$OUT/generate.txt" | tail -40 ;;
@@ -92,6 +94,15 @@ for stage in "$@"; do
         echo "### $c (TESSERA_ATTENTION=flash)" >> "$OUT/attention_variants.txt"
         TESSERA_ATTENTION=flash "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 6 2>&1 |
           tee -a "$OUT/attention_variants.txt" | head -9
+      done ;;
+    pdl_variants)
+      for c in $CASES; do
+        [ -f $PM/$c.tsr ] || continue
+        for pdl in 1 0; do
+          echo "### $c TESSERA_PDL=$pdl" >> "$OUT/pdl_variants.txt"
+          TESSERA_PDL=$pdl "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 200 --top 3 2>&1 |
+            tee -a "$OUT/pdl_variants.txt" | grep latency
+        done
       done ;;
     lmhead_variants)
       c=gpt2_B8T1024

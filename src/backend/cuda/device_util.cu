@@ -1,5 +1,12 @@
 #include "backend/cuda/device_util.cuh"
 
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cuda/pdl.cuh"
+
 namespace tessera::cuda {
 
 IndexMap broadcast_map(const Shape& in, const Shape& out) {
@@ -25,6 +32,25 @@ IndexMap block_map(const Shape& in, int64_t width, const Shape& out) {
   IndexMap m = broadcast_map(block, out);
   for (int d = 0; d + 1 < m.rank; ++d) m.strides[d] = m.strides[d] / width * in.back();  // multiples of width
   return m;
+}
+
+bool pdl_allowed() {
+  static const bool env_on = [] {
+    const char* e = std::getenv("TESSERA_PDL");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  if (!env_on) return false;
+  // Per device: 0 unknown, 1 no, 2 yes (launches may come from several threads).
+  static std::array<std::atomic<int>, 64> known{};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= int(known.size())) return false;
+  int k = known[size_t(dev)].load(std::memory_order_relaxed);
+  if (k == 0) {
+    int major = 0;
+    k = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
+    known[size_t(dev)].store(k, std::memory_order_relaxed);
+  }
+  return k == 2;
 }
 
 void check_launch(const KernelContext& ctx) {

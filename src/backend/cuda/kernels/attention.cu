@@ -50,6 +50,7 @@
 #include "backend/cuda/kernels/attention_dnn.h"
 #include "backend/cuda/kernels/attention_flash.cuh"
 #include "backend/cuda/kernels/rope.h"
+#include "backend/cuda/pdl.cuh"
 #include "ops/attention_rules.h"
 
 namespace tessera::cuda {
@@ -100,6 +101,7 @@ template <typename T, int HD>
 __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                                           const T* __restrict__ v, MaskView mask, T* __restrict__ o,
                                                           float* __restrict__ part, Dims d) {
+  pdl_enter();
   // P·V: a thread owns one 16-byte chunk (kV values) of V's rows and every
   // kKeyGroups-th key of the split; the key groups' sums meet in shared memory.
   constexpr int kV = 16 / sizeof(T), kChunks = HD / kV, kKeyGroups = kDecThreads / kChunks;
@@ -152,6 +154,7 @@ __global__ void __launch_bounds__(kDecThreads) decode_fwd(const T* __restrict__ 
 // decode_fwd's row = (b·Hq + h)·Tq + i; O is written through d.o.
 template <typename T, int HD>
 __global__ void decode_combine(const float* __restrict__ part, int splits, T* __restrict__ o, Dims d) {
+  pdl_enter();
   const int row = blockIdx.x, dim = threadIdx.x;
   const int i = row % d.Tq, h = (row / d.Tq) % d.Hq, b = row / (d.Tq * d.Hq);
   const float* pr = part + int64_t(row) * splits * (HD + 2);
@@ -224,6 +227,7 @@ template <typename T, int HD>
 __global__ void __launch_bounds__(kWarpRows * 32) warp_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                                            const T* __restrict__ v, MaskView mask, T* __restrict__ o, Dims d,
                                                            RopeView rv) {
+  pdl_enter();
   constexpr int E = HD / 32;
   const int row = blockIdx.x * kWarpRows + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= d.B * d.Hq * d.Tq) return;
@@ -270,6 +274,7 @@ __device__ __forceinline__ double exp_c(double x) { return ::exp(x); }
 template <typename T>
 __global__ void simple_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, MaskView mask,
                            T* __restrict__ o, Dims d) {
+  pdl_enter();
   using C = compute_t<T>;
   const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
   const int lane = threadIdx.x % 32;
@@ -311,6 +316,7 @@ __global__ void simple_fwd(const T* __restrict__ q, const T* __restrict__ k, con
 
 template <typename In, typename Out>
 __global__ void convert(const In* in, Out* out, int64_t n) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = Out(load(in, i));
 }
@@ -349,7 +355,8 @@ MaskView mask_view(KernelContext& c, const Dims& d) {
   visit_device_dtype(m.dtype(), [&]<typename M>() {
     if constexpr (std::is_same_v<M, float> || std::is_same_v<M, double> || std::is_same_v<M, __half> ||
                   std::is_same_v<M, __nv_bfloat16>)
-      convert<M, C><<<blocks_for(m.numel()), 256, 0, c.stream()>>>(static_cast<const M*>(m.raw()), buf, m.numel());
+      launch_kernel(convert<M, C>, blocks_for(m.numel()), 256, 0, c.stream(), static_cast<const M*>(m.raw()), buf,
+                    m.numel());
     else
       c.error("mask dtype ", dtype_name(m.dtype()), " is not floating point");
   });
@@ -377,8 +384,8 @@ void launch_flash(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView
   const int n_qtiles = (d.Tq + kBr - 1) / kBr;
   if (n_qtiles > 65535) c.error("query length ", d.Tq, " needs more than 65535 tiles of ", kBr, " rows");
   dim3 grid(unsigned(int64_t(d.B) * d.Hq), unsigned(n_qtiles));
-  flash_fwd<T, HD, kMask><<<grid, kThreads, smem, c.stream()>>>(static_cast<const T*>(p.q), static_cast<const T*>(p.k),
-                                                                static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
+  launch_kernel(flash_fwd<T, HD, kMask>, grid, kThreads, smem, c.stream(), static_cast<const T*>(p.q),
+                static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
   check_launch(c);
 }
 
@@ -397,19 +404,20 @@ void launch_decode(KernelContext& c, const Dims& d, const Ptrs& p, const MaskVie
   if (splits > 65535) c.error("key length ", d.Tk, " needs more than 65535 splits of ", kDecThreads, " keys");
   float* part = splits > 1 ? static_cast<float*>(c.scratch(size_t(rows) * size_t(splits) * (HD + 2) * sizeof(float))) : nullptr;
   T* out = static_cast<T*>(p.o);
-  decode_fwd<T, HD><<<dim3(unsigned(rows), unsigned(splits)), kDecThreads, 0, c.stream()>>>(
-      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, out, part, d);
+  launch_kernel(decode_fwd<T, HD>, dim3(unsigned(rows), unsigned(splits)), kDecThreads, 0, c.stream(),
+                static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, out, part, d);
   check_launch(c);
   if (splits == 1) return;
-  decode_combine<T, HD><<<unsigned(rows), HD, 0, c.stream()>>>(part, splits, out, d);
+  launch_kernel(decode_combine<T, HD>, unsigned(rows), HD, 0, c.stream(), part, splits, out, d);
   check_launch(c);
 }
 
 template <typename T, int HD>
 void launch_warp(KernelContext& c, const Dims& d, const Ptrs& p, const MaskView& mv, const RopeView& rv) {
   const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
-  warp_fwd<T, HD><<<unsigned((rows + kWarpRows - 1) / kWarpRows), kWarpRows * 32, 0, c.stream()>>>(
-      static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d, rv);
+  launch_kernel(warp_fwd<T, HD>, unsigned((rows + kWarpRows - 1) / kWarpRows), kWarpRows * 32, 0, c.stream(),
+                static_cast<const T*>(p.q), static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv,
+                static_cast<T*>(p.o), d, rv);
   check_launch(c);
 }
 
@@ -560,10 +568,8 @@ void k_attention(KernelContext& c) {
       if (d.Dv > 32 * kMaxPerLane) c.error("value head dim ", d.Dv, " is above the ", 32 * kMaxPerLane, " this kernel supports");
       MaskView mv = mask_view<compute_t<T>>(c, d);
       const int64_t rows = int64_t(d.B) * d.Hq * d.Tq;
-      simple_fwd<T><<<blocks_for(rows * 32, 256), 256, 0, c.stream()>>>(static_cast<const T*>(p.q),
-                                                                       static_cast<const T*>(p.k),
-                                                                       static_cast<const T*>(p.v), mv,
-                                                                       static_cast<T*>(p.o), d);
+      launch_kernel(simple_fwd<T>, blocks_for(rows * 32, 256), 256, 0, c.stream(), static_cast<const T*>(p.q),
+                    static_cast<const T*>(p.k), static_cast<const T*>(p.v), mv, static_cast<T*>(p.o), d);
       check_launch(c);
     } else {
       c.error("dtype ", dtype_name(q.dtype()), " is not supported");

@@ -11,6 +11,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/mma.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda::attn {
 
@@ -90,6 +91,7 @@ template <typename T, int HD, bool kMask>
 __global__ void __launch_bounds__(kThreads, 1) flash_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                                           const T* __restrict__ v, MaskView mask, T* __restrict__ o,
                                                           Dims d) {
+  pdl_enter();
   constexpr int LD = HD + 8;
   constexpr int kKSteps = HD / 16, kNT = kBc / 8, kOT = HD / 8;
   constexpr int kTile = kBc * LD;  // elements of one K (or V) stage

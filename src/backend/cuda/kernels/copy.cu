@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "backend/cuda/kernels/copy.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -22,6 +23,7 @@ struct CopyArgs {
 
 template <typename W, typename I>
 __global__ void copy_kernel(const W* __restrict__ src, W* __restrict__ dst, CopyArgs<I> a, I total) {
+  pdl_enter();
   I step = I(gridDim.x) * I(blockDim.x);
   for (I i = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); i < total; i += step) {
     I rem = i, s = a.src_base, d = a.dst_base;
@@ -55,6 +57,7 @@ constexpr int kTile = 32, kTileRows = 8;
 
 template <typename W, typename I>
 __global__ void tile_kernel(const W* __restrict__ src, W* __restrict__ dst, TileArgs<I> t) {
+  pdl_enter();
   __shared__ W tile[kTile][kTile + 1];
   I ta = I(blockIdx.x) % t.tiles_a, tb = I(blockIdx.x) / t.tiles_a;
   I a0 = ta * kTile, b0 = tb * kTile;
@@ -150,7 +153,8 @@ void launch_flat(const KernelContext& ctx, const void* src, void* dst, const Cop
   }
   a.src_base = I(p.src_base);
   a.dst_base = I(p.dst_base);
-  copy_kernel<W, I><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<const W*>(src), static_cast<W*>(dst), a, I(total));
+  launch_kernel(copy_kernel<W, I>, blocks_for(total), 256, 0, ctx.stream(), static_cast<const W*>(src),
+                static_cast<W*>(dst), a, I(total));
 }
 
 // The tile path, when the innermost destination dim is not the source's
@@ -184,7 +188,8 @@ bool try_tiled(const KernelContext& ctx, const void* src, void* dst, const CopyP
   t.src_base = I(p.src_base);
   t.dst_base = I(p.dst_base);
   dim3 grid(unsigned(tiles), unsigned(std::min<int64_t>(batches, 65535)));
-  tile_kernel<W, I><<<grid, dim3(kTile, kTileRows), 0, ctx.stream()>>>(static_cast<const W*>(src), static_cast<W*>(dst), t);
+  launch_kernel(tile_kernel<W, I>, grid, dim3(kTile, kTileRows), 0, ctx.stream(), static_cast<const W*>(src),
+                static_cast<W*>(dst), t);
   return true;
 }
 

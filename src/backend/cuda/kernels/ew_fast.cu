@@ -19,13 +19,14 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernels/ew_ops.cuh"
 #include "backend/cuda/kernels/ew_program.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -363,6 +364,7 @@ constexpr int kFastThreads = 128;
 // The interpreter: any program of at most NR registers.
 template <int NR, int V, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kFastThreads, MIN_BLOCKS) ew_fast_kernel(const __grid_constant__ FLaunch L) {
+  pdl_enter();
   const uint32_t groups = (L.n + V - 1) / V;
   for (uint32_t g = blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
     const uint32_t base = g * V;
@@ -436,6 +438,7 @@ __device__ __forceinline__ void known_steps(const FLaunch& L, float (&R)[kKnownR
 // Every instruction's result of dtype T (checked by match_known).
 template <class P, int V, FType T>
 __global__ void __launch_bounds__(kFastThreads) ew_known_kernel(const __grid_constant__ FLaunch L) {
+  pdl_enter();
   const uint32_t groups = (L.n + V - 1) / V;
   for (uint32_t g = blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
     const uint32_t base = g * V;
@@ -586,7 +589,7 @@ bool match_known(const FLaunch& L, const KProgram& P, FType T) {
 template <int NR, int V, int MIN_BLOCKS>
 void launch(const KernelContext& ctx, const FLaunch& L) {
   const int64_t groups = (int64_t(L.n) + V - 1) / V;
-  ew_fast_kernel<NR, V, MIN_BLOCKS><<<blocks_for(groups, kFastThreads), kFastThreads, 0, ctx.stream()>>>(L);
+  launch_kernel(ew_fast_kernel<NR, V, MIN_BLOCKS>, blocks_for(groups, kFastThreads), kFastThreads, 0, ctx.stream(), L);
 }
 
 // Runs L with a known-program kernel when it is one; false when not.
@@ -594,9 +597,12 @@ template <class P>
 bool launch_known(const KernelContext& ctx, const FLaunch& L) {
   constexpr int V = 8;  // 16-byte loads of f16/bf16
   const unsigned blocks = blocks_for((int64_t(L.n) + V - 1) / V, kFastThreads);
-  if (match_known(L, P::p, kF16)) ew_known_kernel<P, V, kF16><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
-  else if (match_known(L, P::p, kBF16)) ew_known_kernel<P, V, kBF16><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
-  else if (match_known(L, P::p, kF32)) ew_known_kernel<P, V, kF32><<<blocks, kFastThreads, 0, ctx.stream()>>>(L);
+  if (match_known(L, P::p, kF16))
+    launch_kernel(ew_known_kernel<P, V, kF16>, blocks, kFastThreads, 0, ctx.stream(), L);
+  else if (match_known(L, P::p, kBF16))
+    launch_kernel(ew_known_kernel<P, V, kBF16>, blocks, kFastThreads, 0, ctx.stream(), L);
+  else if (match_known(L, P::p, kF32))
+    launch_kernel(ew_known_kernel<P, V, kF32>, blocks, kFastThreads, 0, ctx.stream(), L);
   else return false;
   return true;
 }

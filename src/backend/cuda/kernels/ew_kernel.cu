@@ -12,6 +12,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels/ew_ops.cuh"
 #include "backend/cuda/kernels/ew_program.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -321,6 +322,7 @@ __device__ __forceinline__ void ew_run_single(const EwLaunch& L, int64_t base) {
 // With V == 1 a one-instruction program still skips the register array.
 template <int V>
 __global__ void __launch_bounds__(256) ew_kernel(const __grid_constant__ EwLaunch L) {
+  pdl_enter();
   int64_t stride = int64_t(gridDim.x) * blockDim.x * V;
   for (int64_t base = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V; base < L.n; base += stride) {
     if (V == 1 && L.p.n_instrs == 1) {
@@ -384,8 +386,10 @@ void run_ew_program(const KernelContext& ctx, const EwProgram& p, const std::vec
     }
   }
   for (int s = 0; s < p.n_instrs; ++s) L.slot_kind[p.n_inputs + s] = ew_kind_of(p.instr[s].dtype);
-  if (vec) ew_kernel<kVec><<<blocks_for((n + kVec - 1) / kVec), 256, 0, ctx.stream()>>>(L);
-  else ew_kernel<1><<<blocks_for(n), 256, 0, ctx.stream()>>>(L);
+  if (vec)
+    launch_kernel(ew_kernel<kVec>, blocks_for((n + kVec - 1) / kVec), 256, 0, ctx.stream(), L);
+  else
+    launch_kernel(ew_kernel<1>, blocks_for(n), 256, 0, ctx.stream(), L);
   check_launch(ctx);
 }
 

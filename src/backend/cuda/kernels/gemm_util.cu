@@ -5,18 +5,21 @@
 #include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernels/gemm_act.cuh"
 #include "backend/cuda/kernels/gemm_util.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
 
 template <typename T>
 __global__ void broadcast_copy_kernel(const T* in, IndexMap map, T* out, int64_t total) {
+  pdl_enter();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = in[map.offset(i)];
 }
 
 template <typename T>
 __global__ void epilogue_kernel(T* out, int64_t total, int64_t n, compute_t<T> scale, const T* bias, GemmAct act) {
+  pdl_enter();
   using C = compute_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     C x = scale * load(out, i);
@@ -31,6 +34,7 @@ __global__ void epilogue_kernel(T* out, int64_t total, int64_t n, compute_t<T> s
 // [2048, 16384] bf16, at ~1/6 of copy bandwidth.
 template <typename T>
 __global__ void epilogue_vec_kernel(T* out, int64_t total, int64_t n, compute_t<T> scale, const T* bias, GemmAct act) {
+  pdl_enter();
   using C = compute_t<T>;
   constexpr int V = 16 / int(sizeof(T));
   for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < total / V; c += int64_t(gridDim.x) * blockDim.x) {
@@ -54,6 +58,7 @@ __global__ void epilogue_vec_kernel(T* out, int64_t total, int64_t n, compute_t<
 // driver's 2-D copy with GPT-2's odd pitch (50257 columns) ran at ~2/3 of copy bandwidth.
 template <typename T>
 __global__ void unpad_rows_kernel(const T* __restrict__ padded, uint32_t ld, T* __restrict__ out, FastDiv n, uint32_t total) {
+  pdl_enter();
   constexpr uint32_t V = 16 / sizeof(T);
   const uint32_t chunks = total / V;
   for (uint32_t c = blockIdx.x * blockDim.x + threadIdx.x; c < chunks; c += gridDim.x * blockDim.x) {
@@ -95,7 +100,8 @@ cudaError_t gemm_broadcast_copy(const void* in, const Shape& in_shape, void* out
   if (total == 0) return cudaSuccess;
   IndexMap map = broadcast_map(in_shape, out_shape);
   auto launch = [&]<typename T>() {
-    broadcast_copy_kernel<T><<<blocks_for(total), 256, 0, s>>>(static_cast<const T*>(in), map, static_cast<T*>(out), total);
+    launch_kernel(broadcast_copy_kernel<T>, blocks_for(total), 256, 0, s, static_cast<const T*>(in), map,
+                  static_cast<T*>(out), total);
   };
   switch (elem_bytes) {
     case 1: launch.template operator()<uint8_t>(); break;
@@ -115,12 +121,12 @@ cudaError_t gemm_epilogue(void* out, DType dtype, int64_t total, int64_t n, doub
       constexpr int64_t V = 16 / int64_t(sizeof(T));
       bool vec = sizeof(T) <= 4 && n % V == 0 && aligned16(out) && aligned16(bias);
       if (vec) {
-        epilogue_vec_kernel<T><<<blocks_for(total / V), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
-                                                                     static_cast<const T*>(bias), act);
+        launch_kernel(epilogue_vec_kernel<T>, blocks_for(total / V), 256, 0, s, static_cast<T*>(out), total, n,
+                      compute_t<T>(scale), static_cast<const T*>(bias), act);
         return;
       }
-      epilogue_kernel<T><<<blocks_for(total), 256, 0, s>>>(static_cast<T*>(out), total, n, compute_t<T>(scale),
-                                                           static_cast<const T*>(bias), act);
+      launch_kernel(epilogue_kernel<T>, blocks_for(total), 256, 0, s, static_cast<T*>(out), total, n,
+                    compute_t<T>(scale), static_cast<const T*>(bias), act);
     } else {
       fail(ErrorKind::Internal, "gemm_epilogue on ", dtype_name(dtype));
     }
@@ -138,11 +144,11 @@ cudaError_t gemm_unpad_rows(const void* padded, int64_t ld, void* out, int64_t r
   const uint32_t total = uint32_t(rows * n);
   const unsigned grid = blocks_for(std::max<int64_t>(total / (16 / elem_bytes), 1));
   if (elem_bytes == 2)
-    unpad_rows_kernel<uint16_t><<<grid, 256, 0, s>>>(static_cast<const uint16_t*>(padded), uint32_t(ld),
-                                                     static_cast<uint16_t*>(out), make_fastdiv(uint32_t(n)), total);
+    launch_kernel(unpad_rows_kernel<uint16_t>, grid, 256, 0, s, static_cast<const uint16_t*>(padded), uint32_t(ld),
+                  static_cast<uint16_t*>(out), make_fastdiv(uint32_t(n)), total);
   else
-    unpad_rows_kernel<uint32_t><<<grid, 256, 0, s>>>(static_cast<const uint32_t*>(padded), uint32_t(ld),
-                                                     static_cast<uint32_t*>(out), make_fastdiv(uint32_t(n)), total);
+    launch_kernel(unpad_rows_kernel<uint32_t>, grid, 256, 0, s, static_cast<const uint32_t*>(padded), uint32_t(ld),
+                  static_cast<uint32_t*>(out), make_fastdiv(uint32_t(n)), total);
   return cudaGetLastError();
 }
 

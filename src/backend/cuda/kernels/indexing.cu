@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels/copy.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/shape_rules.h"
 
 namespace tessera::cuda {
@@ -34,6 +35,7 @@ constexpr int64_t kI32Limit = int64_t(INT32_MAX) - (int64_t(1) << 28);  // room 
 
 template <typename W, typename I, typename IDX>
 __global__ void gather_kernel(const W* __restrict__ x, const IDX* __restrict__ ind, W* __restrict__ y, I n, I m, I inner, I total) {
+  pdl_enter();
   I step = I(gridDim.x) * I(blockDim.x);
   for (I i = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); i < total; i += step) {
     I r = i / inner, k = i - r * inner, o = r / m, j = r - o * m;
@@ -59,11 +61,13 @@ void k_gather(KernelContext& ctx) {
   visit_word(w, [&]<typename W>() {
     visit_index(ctx, ind.dtype(), [&]<typename IDX>() {
       auto run = [&]<typename I>() {
-        gather_kernel<W, I, IDX><<<blocks_for(total), 256, 0, ctx.stream()>>>(
-            static_cast<const W*>(x.raw()), ind.data<IDX>(), static_cast<W*>(out.raw()), I(n), I(m), I(inner_w), I(total));
+        launch_kernel(gather_kernel<W, I, IDX>, blocks_for(total), 256, 0, ctx.stream(), static_cast<const W*>(x.raw()),
+                      ind.data<IDX>(), static_cast<W*>(out.raw()), I(n), I(m), I(inner_w), I(total));
       };
-      if (i32) run.template operator()<int32_t>();
-      else run.template operator()<int64_t>();
+      if (i32)
+        run.template operator()<int32_t>();
+      else
+        run.template operator()<int64_t>();
     });
   });
   check_launch(ctx);
@@ -144,6 +148,7 @@ IndexMap element_map(const KernelContext& ctx, const Tensor& data, const Tensor&
 
 template <typename W, typename Target>
 __global__ void gather_by(const W* __restrict__ x, W* __restrict__ y, Target at, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off = at(i);
     y[i] = off < 0 ? W{} : x[off];
@@ -160,7 +165,8 @@ void k_gather_elements(KernelContext& ctx) {
   visit_word(dtype_size(x.dtype()), [&]<typename W>() {
     visit_index(ctx, ind.dtype(), [&]<typename IDX>() {
       ElementTarget<IDX> at{m, n, axis_st, ind.data<IDX>()};
-      gather_by<W><<<blocks_for(out.numel()), 256, 0, ctx.stream()>>>(static_cast<const W*>(x.raw()), static_cast<W*>(out.raw()), at, out.numel());
+      launch_kernel(gather_by<W, decltype(at)>, blocks_for(out.numel()), 256, 0, ctx.stream(),
+                    static_cast<const W*>(x.raw()), static_cast<W*>(out.raw()), at, out.numel());
     });
   });
   check_launch(ctx);
@@ -179,7 +185,8 @@ void k_gather_nd(KernelContext& ctx) {
   visit_word(w, [&]<typename W>() {
     visit_index(ctx, ind.dtype(), [&]<typename IDX>() {
       TupleTarget<IDX> at{a, ind.data<IDX>()};
-      gather_by<W><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<const W*>(x.raw()), static_cast<W*>(out.raw()), at, total);
+      launch_kernel(gather_by<W, decltype(at)>, blocks_for(total), 256, 0, ctx.stream(), static_cast<const W*>(x.raw()),
+                    static_cast<W*>(out.raw()), at, total);
     });
   });
   check_launch(ctx);

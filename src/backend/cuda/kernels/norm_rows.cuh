@@ -21,6 +21,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/kernels/reduce_util.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda::norm_rows {
 
@@ -140,6 +141,7 @@ template <typename T, typename O, int C, bool W>
 __global__ void __launch_bounds__(kMaxThreads) rms_norm(const T* __restrict__ x, O* __restrict__ y,
                                                         const O* __restrict__ scale, int64_t rows, int n, float eps,
                                                         Skip<T> skip) {
+  pdl_enter();
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
   const Team<W> team;
@@ -171,6 +173,7 @@ __global__ void __launch_bounds__(kMaxThreads) layer_norm(const T* __restrict__ 
                                                           const T* __restrict__ scale, const T* __restrict__ bias,
                                                           FloatOut mean_out, FloatOut inv_out, int64_t rows, int n,
                                                           float eps, Skip<T> skip) {
+  pdl_enter();
   constexpr int V = Row<T, C>::V;
   const int nv = n / V;
   const Team<W> team;

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/kernels/norm_rows.cuh"
 #include "backend/cuda/kernels/reduce_util.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -52,6 +53,7 @@ __device__ __forceinline__ A softmax_value(A v, const MaxSum<A>& st, bool log_ou
 
 template <typename T>
 __global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t n, bool log_out, bool warp_rows) {
+  pdl_enter();
   using A = compute_t<T>;
   auto merge = [](MaxSum<A>& a, const MaxSum<A>& b) { MaxSum<A>::merge(a, b); };
   int tid = int(threadIdx.x), nt = int(blockDim.x);
@@ -71,6 +73,7 @@ __global__ void softmax_rows(const T* x, T* y, int64_t rows, int64_t n, bool log
 
 template <typename T>
 __global__ void softmax_lines(const T* x, T* y, Around a, bool log_out) {
+  pdl_enter();
   using A = compute_t<T>;
   int64_t lines = a.outer * a.inner;
   for (int64_t l = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; l < lines; l += int64_t(gridDim.x) * blockDim.x) {
@@ -127,9 +130,9 @@ void k_softmax(KernelContext& ctx) {
     T* py = static_cast<T*>(ctx.output(0).raw());
     if (a.inner == 1) {
       RowLaunch l = row_launch(a.outer, a.n);
-      softmax_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(px, py, a.outer, a.n, log_out, l.warp_rows);
+      launch_kernel(softmax_rows<T>, l.grid, l.block, 0, ctx.stream(), px, py, a.outer, a.n, log_out, l.warp_rows);
     } else {
-      softmax_lines<T><<<blocks_for(a.outer * a.inner), 256, 0, ctx.stream()>>>(px, py, a, log_out);
+      launch_kernel(softmax_lines<T>, blocks_for(a.outer * a.inner), 256, 0, ctx.stream(), px, py, a, log_out);
     }
   });
   check_launch(ctx);
@@ -159,6 +162,7 @@ norm_rows::Launch fast_rows(int64_t n, size_t elem, std::initializer_list<const 
 template <typename T>
 __global__ void layer_norm_rows(const T* x, T* y, ParamVec scale, ParamVec bias, bool has_bias, FloatOut mean_out,
                                 FloatOut inv_out, int64_t rows, int64_t n, float eps, bool warp_rows) {
+  pdl_enter();
   using A = compute_t<T>;
   auto merge = [](Welford<A>& a, const Welford<A>& b) { Welford<A>::merge(a, b); };
   int tid = int(threadIdx.x), nt = int(blockDim.x);
@@ -219,15 +223,17 @@ void k_layer_norm(KernelContext& ctx) {
                                    : norm_rows::Launch{};
       if (l.chunks) {
         auto k = by_chunks<LayerNormK<T>::template At>(l);
-        k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
-            static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()), static_cast<const T*>(sc.raw()),
-            b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps, norm_rows::Skip<T>{});
+        launch_kernel(k, l.grid(rows), unsigned(l.threads), 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                      static_cast<T*>(ctx.output(0).raw()), static_cast<const T*>(sc.raw()),
+                      b ? static_cast<const T*>(b->raw()) : nullptr, mean_out, inv_out, rows, int(n), eps,
+                      norm_rows::Skip<T>{});
         return;
       }
     }
     RowLaunch l = row_launch(rows, n);
-    layer_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()),
-                                                             scale, bias, has_bias, mean_out, inv_out, rows, n, eps, l.warp_rows);
+    launch_kernel(layer_norm_rows<T>, l.grid, l.block, 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                  static_cast<T*>(ctx.output(0).raw()), scale, bias, has_bias, mean_out, inv_out, rows, n, eps,
+                  l.warp_rows);
   });
   check_launch(ctx);
 }
@@ -243,6 +249,7 @@ struct SumSq {
 // Y = X / sqrt(mean(X^2) + eps) * scale, rounded once into Y's dtype (Scale's).
 template <typename T>
 __global__ void rms_norm_rows(const T* x, FloatOut y, ParamVec scale, int64_t rows, int64_t n, float eps, bool warp_rows) {
+  pdl_enter();
   using A = compute_t<T>;
   auto merge = [](SumSq<A>& a, const SumSq<A>& b) { a.s += b.s; };
   int tid = int(threadIdx.x), nt = int(blockDim.x);
@@ -275,8 +282,8 @@ bool launch_rms_fast(KernelContext& ctx, const norm_rows::Launch& l, DType y_dty
                      const void* scale, int64_t rows, int64_t n, float eps, norm_rows::Skip<T> skip = {}) {
   auto go = [&]<typename O>() {
     auto k = by_chunks<RmsNormK<T, O>::template At>(l);
-    k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<O*>(y),
-                                                                 static_cast<const O*>(scale), rows, int(n), eps, skip);
+    launch_kernel(k, l.grid(rows), unsigned(l.threads), 0, ctx.stream(), static_cast<const T*>(x), static_cast<O*>(y),
+                  static_cast<const O*>(scale), rows, int(n), eps, skip);
     return true;
   };
   switch (y_dtype) {
@@ -305,7 +312,8 @@ void k_rms_norm(KernelContext& ctx) {
       if (l.chunks && launch_rms_fast<T>(ctx, l, y.dtype, x.raw(), py, sc.raw(), rows, n, eps)) return;
     }
     RowLaunch l = row_launch(rows, n);
-    rms_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), y, scale, rows, n, eps, l.warp_rows);
+    launch_kernel(rms_norm_rows<T>, l.grid, l.block, 0, ctx.stream(), static_cast<const T*>(x.raw()), y, scale, rows, n,
+                  eps, l.warp_rows);
   });
   check_launch(ctx);
 }
@@ -315,6 +323,7 @@ void k_rms_norm(KernelContext& ctx) {
 // S = X + skip[i % skip_n] (+ bias[i % n]), each Add rounded to T as the CPU reference does.
 template <typename T>
 __global__ void skip_sum(const T* x, const T* skip, int64_t skip_n, const T* bias, int64_t n, T* s, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     store(s, i, load(x, i) + load(skip, i % skip_n));
     if (bias) store(s, i, load(s, i) + load(bias, i % n));
@@ -332,9 +341,9 @@ bool skip_norm_fast(KernelContext& ctx, bool ln, int64_t rows, int64_t n, float 
   const norm_rows::Skip<T> sk{static_cast<const T*>(skip.raw()), skip.numel() / n, static_cast<T*>(sum)};
   if (!ln) return launch_rms_fast<T>(ctx, l, x.dtype(), x.raw(), y, gamma.raw(), rows, n, eps, sk);
   auto k = by_chunks<LayerNormK<T>::template At>(l);
-  k<<<l.grid(rows), unsigned(l.threads), 0, ctx.stream()>>>(
-      static_cast<const T*>(x.raw()), static_cast<T*>(y), static_cast<const T*>(gamma.raw()),
-      beta ? static_cast<const T*>(beta->raw()) : nullptr, FloatOut{}, FloatOut{}, rows, int(n), eps, sk);
+  launch_kernel(k, l.grid(rows), unsigned(l.threads), 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                static_cast<T*>(y), static_cast<const T*>(gamma.raw()),
+                beta ? static_cast<const T*>(beta->raw()) : nullptr, FloatOut{}, FloatOut{}, rows, int(n), eps, sk);
   return true;
 }
 
@@ -359,18 +368,19 @@ void k_skip_norm(KernelContext& ctx, bool ln) {
       if (!bias && skip_norm_fast<T>(ctx, ln, rows, n, eps, sum)) return;
     // Otherwise S into the sum output (or scratch), then the general row kernels over it.
     T* s = sum ? static_cast<T*>(sum) : static_cast<T*>(ctx.scratch(x.nbytes()));
-    skip_sum<T><<<blocks_for(x.numel()), 256, 0, ctx.stream()>>>(
-        static_cast<const T*>(x.raw()), static_cast<const T*>(skip.raw()), skip.numel(),
-        bias ? static_cast<const T*>(bias->raw()) : nullptr, n, s, x.numel());
+    launch_kernel(skip_sum<T>, blocks_for(x.numel()), 256, 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                  static_cast<const T*>(skip.raw()), skip.numel(), bias ? static_cast<const T*>(bias->raw()) : nullptr,
+                  n, s, x.numel());
     RowLaunch l = row_launch(rows, n);
     const ParamVec gamma = param_vec(ctx, 2, "gamma");
     if (ln) {
       const bool has_beta = ctx.has_input(3);
       const ParamVec beta = has_beta ? param_vec(ctx, 3, "beta") : ParamVec{};
-      layer_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(s, static_cast<T*>(ctx.output(0).raw()), gamma, beta, has_beta,
-                                                               FloatOut{}, FloatOut{}, rows, n, eps, l.warp_rows);
+      launch_kernel(layer_norm_rows<T>, l.grid, l.block, 0, ctx.stream(), s, static_cast<T*>(ctx.output(0).raw()),
+                    gamma, beta, has_beta, FloatOut{}, FloatOut{}, rows, n, eps, l.warp_rows);
     } else {
-      rms_norm_rows<T><<<l.grid, l.block, 0, ctx.stream()>>>(s, float_out(ctx, 0), gamma, rows, n, eps, l.warp_rows);
+      launch_kernel(rms_norm_rows<T>, l.grid, l.block, 0, ctx.stream(), s, float_out(ctx, 0), gamma, rows, n, eps,
+                    l.warp_rows);
     }
   });
   check_launch(ctx);

@@ -13,6 +13,7 @@
 #include "backend/cuda/fast_div.cuh"
 #include "backend/cuda/kernel_registry.h"
 #include "backend/cuda/kernels/rope.h"
+#include "backend/cuda/pdl.cuh"
 #include "ops/rope_rules.h"
 
 namespace tessera::cuda {
@@ -35,6 +36,7 @@ __device__ __forceinline__ int64_t block_index(const RopeDims& r, int64_t i, int
 template <typename T>
 __global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cs, const T* __restrict__ sn, T* __restrict__ y,
                             RopeDims r) {
+  pdl_enter();
   using C = compute_t<T>;
   const int64_t half = r.d / 2;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < r.n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -69,6 +71,7 @@ struct RopeVec {
 template <typename T>
 __global__ void rope_vec(const T* __restrict__ x, const T* __restrict__ cs, const T* __restrict__ sn, T* __restrict__ y,
                          RopeVec r) {
+  pdl_enter();
   constexpr uint32_t V = 16 / sizeof(T);
   using C = compute_t<T>;
   const uint32_t half = r.d.d / 2;
@@ -176,16 +179,16 @@ void rope::launch(KernelContext& ctx, DType dt, const RopeDims& r, const void* x
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
       RopeVec v;
       if (vec_fits(r, x_numel, sizeof(T), {x, cs, sn, y}, v)) {
-        rope_vec<T><<<blocks_for(int64_t(v.chunks)), 256, 0, ctx.stream()>>>(
-            static_cast<const T*>(x), static_cast<const T*>(cs), static_cast<const T*>(sn), static_cast<T*>(y), v);
+        launch_kernel(rope_vec<T>, blocks_for(int64_t(v.chunks)), 256, 0, ctx.stream(), static_cast<const T*>(x),
+                      static_cast<const T*>(cs), static_cast<const T*>(sn), static_cast<T*>(y), v);
         check_launch(ctx);
         return;
       }
     }
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, __half> ||
                   std::is_same_v<T, __nv_bfloat16>)
-      rope_kernel<T><<<blocks_for(r.n), 256, 0, ctx.stream()>>>(static_cast<const T*>(x), static_cast<const T*>(cs),
-                                                              static_cast<const T*>(sn), static_cast<T*>(y), r);
+      launch_kernel(rope_kernel<T>, blocks_for(r.n), 256, 0, ctx.stream(), static_cast<const T*>(x),
+                    static_cast<const T*>(cs), static_cast<const T*>(sn), static_cast<T*>(y), r);
     else
       ctx.error("dtype ", dtype_name(dt), " is not a float type");
   });
