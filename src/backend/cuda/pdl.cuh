@@ -1,4 +1,5 @@
-// Programmatic dependent launch (PDL, compute capability 9.0+): a kernel
+// Programmatic dependent launch (PDL, compute capability 9.0+): every kernel tessera launches goes
+// through launch_kernel (tests/python/test_source_rules.py checks it), so a kernel
 // launched by launch_kernel may be scheduled while the kernel before it on the
 // stream is still finishing, so its launch latency and block start-up overlap
 // the predecessor's tail instead of following its completion. In a CUDA graph

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "backend/cuda/kernels/reduce_util.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -24,6 +25,7 @@ void visit_float_x(const KernelContext& ctx, DType t, F&& f) {
 template <typename T>
 __global__ void batch_norm(const T* x, T* y, int64_t total, int64_t inner, int64_t channels, ParamVec scale, ParamVec bias,
                            ParamVec mean, ParamVec var, float eps) {
+  pdl_enter();
   using A = compute_t<T>;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t ch = (i / inner) % channels;
@@ -42,8 +44,8 @@ void k_batch_norm(KernelContext& ctx) {
   if (x.numel() == 0) return;
   float eps = ctx.attrs().get_float("epsilon", 1e-5f);
   visit_float_x(ctx, x.dtype(), [&]<typename T>() {
-    batch_norm<T><<<blocks_for(x.numel()), 256, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()),
-                                                                  x.numel(), inner, ch, scale, bias, mean, var, eps);
+    launch_kernel(batch_norm<T>, blocks_for(x.numel()), 256, 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                  static_cast<T*>(ctx.output(0).raw()), x.numel(), inner, ch, scale, bias, mean, var, eps);
   });
   check_launch(ctx);
 }
@@ -52,6 +54,7 @@ void k_batch_norm(KernelContext& ctx) {
 template <typename T>
 __global__ void instance_norm(const T* x, T* y, int64_t planes, int64_t inner, int64_t channels, ParamVec scale, ParamVec bias,
                               float eps, bool warp_planes) {
+  pdl_enter();
   using A = compute_t<T>;
   auto merge = [](Welford<A>& a, const Welford<A>& b) { Welford<A>::merge(a, b); };
   int tid = int(threadIdx.x), nt = int(blockDim.x);
@@ -83,8 +86,8 @@ void k_instance_norm(KernelContext& ctx) {
   unsigned grid = warp_planes ? unsigned((planes + 7) / 8) : unsigned(std::min<int64_t>(planes, 1 << 20));
   unsigned block = warp_planes ? 256 : unsigned(kBlockRowThreads);
   visit_float_x(ctx, x.dtype(), [&]<typename T>() {
-    instance_norm<T><<<grid, block, 0, ctx.stream()>>>(static_cast<const T*>(x.raw()), static_cast<T*>(ctx.output(0).raw()),
-                                                       planes, inner, ch, scale, bias, eps, warp_planes);
+    launch_kernel(instance_norm<T>, grid, block, 0, ctx.stream(), static_cast<const T*>(x.raw()),
+                  static_cast<T*>(ctx.output(0).raw()), planes, inner, ch, scale, bias, eps, warp_planes);
   });
   check_launch(ctx);
 }

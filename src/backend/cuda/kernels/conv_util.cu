@@ -2,12 +2,14 @@
 // f16/bf16 are added in f32 and rounded once per element.
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels/conv_util.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda::conv {
 namespace {
 
 template <typename T>
 __global__ void copy_box_kernel(const T* src, T* dst, int64_t planes, Box box, const T* bias, int64_t channels) {
+  pdl_enter();
   int64_t src_cells = 1, dst_cells = 1;
   for (int d = 0; d < box.rank; ++d) {
     src_cells *= box.src[d];
@@ -35,6 +37,7 @@ __global__ void copy_box_kernel(const T* src, T* dst, int64_t planes, Box box, c
 
 template <typename T>
 __global__ void add_bias_kernel(T* y, const T* bias, int64_t channels, int64_t cells, int64_t total) {
+  pdl_enter();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
     store(y, i, load(y, i) + load(bias, (i / cells) % channels));
 }
@@ -59,8 +62,8 @@ void copy_box(const KernelContext& ctx, DType t, const void* src, void* dst, int
   int64_t total = planes * cells;
   if (total == 0) return;
   visit_conv_float(ctx, t, [&]<typename T>() {
-    copy_box_kernel<T><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<const T*>(src), static_cast<T*>(dst), planes,
-                                                                   box, static_cast<const T*>(bias), channels);
+    launch_kernel(copy_box_kernel<T>, blocks_for(total), 256, 0, ctx.stream(), static_cast<const T*>(src),
+                  static_cast<T*>(dst), planes, box, static_cast<const T*>(bias), channels);
   });
   check_launch(ctx);
 }
@@ -70,8 +73,8 @@ void add_bias(const KernelContext& ctx, DType t, void* y, const void* bias, int6
   int64_t total = batch * channels * cells;
   if (total == 0) return;
   visit_conv_float(ctx, t, [&]<typename T>() {
-    add_bias_kernel<T><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<T*>(y), static_cast<const T*>(bias),
-                                                                   channels, cells, total);
+    launch_kernel(add_bias_kernel<T>, blocks_for(total), 256, 0, ctx.stream(), static_cast<T*>(y),
+                  static_cast<const T*>(bias), channels, cells, total);
   });
   check_launch(ctx);
 }

@@ -6,6 +6,7 @@
 // baseline, not a tuned contraction: a large contraction (attention-sized
 // matmuls written as Einsum) would want a permute + batched cuBLASLt GEMM.
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/einsum.h"
 #include "ops/shape_rules.h"
 
@@ -25,6 +26,7 @@ struct Plan {
 
 template <typename T>
 __global__ void einsum_kernel(T* out, Plan p, int64_t total, int64_t reductions) {
+  pdl_enter();
   using Acc = std::conditional_t<std::is_floating_point_v<compute_t<T>>, double, int64_t>;
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < total; o += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[kMaxOperands] = {}, pos[kMaxLabels] = {};
@@ -102,7 +104,8 @@ void k_einsum(KernelContext& ctx) {
     if constexpr (std::is_same_v<T, bool>) {
       ctx.error("Einsum on bool is not supported");
     } else {
-      einsum_kernel<T><<<blocks_for(out.numel()), 256, 0, ctx.stream()>>>(out.data<T>(), p, out.numel(), reductions);
+      launch_kernel(einsum_kernel<T>, blocks_for(out.numel()), 256, 0, ctx.stream(), out.data<T>(), p, out.numel(),
+                    reductions);
     }
   });
   check_launch(ctx);

@@ -25,6 +25,7 @@
 #include "backend/cuda/kernels/gemm_act.cuh"
 #include "backend/cuda/kernels/gemm_skinny.h"
 #include "backend/cuda/kernels/mma.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -95,6 +96,7 @@ __global__ void __launch_bounds__(kThreads) skinny_nk(const T* __restrict__ x, c
                                                       const T* __restrict__ bias, float alpha, GemmAct act,
                                                       T* __restrict__ out, float* __restrict__ partial, int m, int n,
                                                       int k, int kslice) {
+  pdl_enter();
   __shared__ float red[MT * 16][kNkCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.x * kNkCols;
@@ -149,6 +151,7 @@ __global__ void __launch_bounds__(kThreads) skinny_kn(const T* __restrict__ x, c
                                                       const T* __restrict__ bias, float alpha, GemmAct act,
                                                       T* __restrict__ out, float* __restrict__ partial, int m, int n,
                                                       int k, int kslice) {
+  pdl_enter();
   __shared__ float red[MT * 16][kKnCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.x * kKnCols;
@@ -203,6 +206,7 @@ __global__ void __launch_bounds__(kThreads) skinny_kn(const T* __restrict__ x, c
 template <typename T>
 __global__ void skinny_reduce(const float* __restrict__ partial, int ksplit, int m, int n, const T* __restrict__ bias,
                               float alpha, GemmAct act, T* __restrict__ out) {
+  pdl_enter();
   int64_t total = int64_t(m) * n;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     float v = 0.0f;
@@ -219,12 +223,12 @@ void launch(const SkinnyGemm& p, const void* x, const void* w, const void* bias,
   int64_t cols = p.w_nk ? kNkCols : kKnCols;
   dim3 grid(unsigned(ceil_div(p.n, cols)), unsigned(p.ksplit));
   auto kernel = p.w_nk ? skinny_nk<T, MT> : skinny_kn<T, MT>;
-  kernel<<<grid, kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
-                                   alpha, act, static_cast<T*>(out), p.ksplit > 1 ? partial : nullptr, int(p.m),
-                                   int(p.n), int(p.k), int(p.kslice));
+  launch_kernel(kernel, grid, kThreads, 0, s, static_cast<const T*>(x), static_cast<const T*>(w),
+                static_cast<const T*>(bias), alpha, act, static_cast<T*>(out), p.ksplit > 1 ? partial : nullptr,
+                int(p.m), int(p.n), int(p.k), int(p.kslice));
   if (p.ksplit > 1)
-    skinny_reduce<T><<<blocks_for(p.m * p.n), 256, 0, s>>>(partial, int(p.ksplit), int(p.m), int(p.n),
-                                                          static_cast<const T*>(bias), alpha, act, static_cast<T*>(out));
+    launch_kernel(skinny_reduce<T>, blocks_for(p.m * p.n), 256, 0, s, partial, int(p.ksplit), int(p.m), int(p.n),
+                  static_cast<const T*>(bias), alpha, act, static_cast<T*>(out));
 }
 
 }  // namespace

@@ -82,6 +82,7 @@ __global__ void unpad_rows_kernel(const T* __restrict__ padded, uint32_t ld, T* 
 template <typename T>
 __global__ void integer_gemm_kernel(int64_t count, int64_t m, int64_t n, int64_t k, bool ta, bool tb, const T* a,
                                     IndexMap amap, const T* b, IndexMap bmap, T alpha, T beta, T* out) {
+  pdl_enter();
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < count; idx += int64_t(gridDim.x) * blockDim.x) {
     int64_t bi = idx / (m * n), r = idx - bi * (m * n), i = r / n, j = r - i * n;
     const T* pa = a + amap.offset(bi) * m * k;
@@ -160,9 +161,9 @@ cudaError_t gemm_integer(DType dtype, const Shape& batch, const Shape& a_batch, 
   IndexMap amap = broadcast_map(a_batch, batch), bmap = broadcast_map(b_batch, batch);
   visit_device_dtype(dtype, [&]<typename T>() {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      integer_gemm_kernel<T><<<blocks_for(count), 256, 0, s>>>(count, m, n, k, ta, tb, static_cast<const T*>(a), amap,
-                                                               static_cast<const T*>(b), bmap, T(alpha), T(beta),
-                                                               static_cast<T*>(out));
+      launch_kernel(integer_gemm_kernel<T>, blocks_for(count), 256, 0, s, count, m, n, k, ta, tb,
+                    static_cast<const T*>(a), amap, static_cast<const T*>(b), bmap, T(alpha), T(beta),
+                    static_cast<T*>(out));
     } else {
       fail(ErrorKind::Internal, "gemm_integer on ", dtype_name(dtype));
     }

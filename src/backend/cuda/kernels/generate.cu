@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels/copy.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/shape_rules.h"
 
 namespace tessera::cuda {
@@ -16,6 +17,7 @@ TESSERA_CUDA_HOST_ONLY("Constant");
 
 template <typename W>
 __global__ void fill_kernel(W* __restrict__ y, W v, int64_t n) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = v;
 }
 
@@ -33,7 +35,8 @@ void k_constant_of_shape(KernelContext& ctx) {
     if constexpr (sizeof(W) <= 8) {
       W v;
       std::memcpy(&v, &bits, sizeof(W));
-      fill_kernel<W><<<blocks_for(out.numel()), 256, 0, ctx.stream()>>>(static_cast<W*>(out.raw()), v, out.numel());
+      launch_kernel(fill_kernel<W>, blocks_for(out.numel()), 256, 0, ctx.stream(), static_cast<W*>(out.raw()), v,
+                    out.numel());
     }
   });
   check_launch(ctx);
@@ -44,6 +47,7 @@ TESSERA_CUDA_KERNEL("ConstantOfShape", k_constant_of_shape);
 // element is computed at once (in unsigned 64-bit, then narrowed).
 template <typename T>
 __global__ void range_int(T* __restrict__ y, int64_t start, int64_t delta, int64_t n) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = T(uint64_t(start) + uint64_t(i) * uint64_t(delta));
 }
@@ -52,6 +56,7 @@ __global__ void range_int(T* __restrict__ y, int64_t start, int64_t delta, int64
 // Runtime do (start + i*delta rounds differently), so one thread walks it.
 template <typename T>
 __global__ void range_float(T* __restrict__ y, compute_t<T> start, compute_t<T> delta, int64_t n) {
+  pdl_enter();
   compute_t<T> v = start;
   for (int64_t i = 0; i < n; ++i, v = compute_t<T>(v + delta)) store(y, i, v);
 }
@@ -66,9 +71,10 @@ void k_range(KernelContext& ctx) {
     if constexpr (std::is_same_v<T, bool>) {
       ctx.error("bool is not a numeric type");
     } else if constexpr (std::is_floating_point_v<C>) {
-      range_float<T><<<1, 1, 0, ctx.stream()>>>(out.data<T>(), C(start.item_f64()), C(delta.item_f64()), n);
+      launch_kernel(range_float<T>, 1, 1, 0, ctx.stream(), out.data<T>(), C(start.item_f64()), C(delta.item_f64()), n);
     } else {
-      range_int<T><<<blocks_for(n), 256, 0, ctx.stream()>>>(out.data<T>(), start.item_i64(), delta.item_i64(), n);
+      launch_kernel(range_int<T>, blocks_for(n), 256, 0, ctx.stream(), out.data<T>(), start.item_i64(),
+                    delta.item_i64(), n);
     }
   });
   check_launch(ctx);
@@ -77,6 +83,7 @@ TESSERA_CUDA_KERNEL("Range", k_range);
 
 template <typename W>
 __global__ void diagonal_kernel(W* __restrict__ y, W one, int64_t rows, int64_t cols, int64_t k) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows; i += int64_t(gridDim.x) * blockDim.x)
     if (i + k >= 0 && i + k < cols) y[i * cols + i + k] = one;
 }
@@ -91,7 +98,8 @@ void k_eye_like(KernelContext& ctx) {
     if constexpr (sizeof(W) <= 8) {
       W one;
       std::memcpy(&one, &bits, sizeof(W));
-      diagonal_kernel<W><<<blocks_for(rows), 256, 0, ctx.stream()>>>(static_cast<W*>(out.raw()), one, rows, cols, k);
+      launch_kernel(diagonal_kernel<W>, blocks_for(rows), 256, 0, ctx.stream(), static_cast<W*>(out.raw()), one, rows,
+                    cols, k);
     }
   });
   check_launch(ctx);
@@ -103,6 +111,7 @@ TESSERA_CUDA_KERNEL("EyeLike", k_eye_like);
 template <typename W, typename IDX>
 __global__ void one_hot_kernel(const IDX* __restrict__ ind, const W* __restrict__ values, W* __restrict__ y, int64_t depth,
                                int64_t inner, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t r = i / inner, in = i - r * inner, o = r / depth, d = r - o * depth;
     int64_t v = int64_t(load(ind, o * inner + in));
@@ -122,8 +131,8 @@ void k_one_hot(KernelContext& ctx) {
   visit_word(dtype_size(out.dtype()), [&]<typename W>() {
     if constexpr (sizeof(W) <= 8) {
       visit_device_dtype(ind.dtype(), [&]<typename IDX>() {
-        one_hot_kernel<W, IDX><<<blocks_for(out.numel()), 256, 0, ctx.stream()>>>(
-            ind.data<IDX>(), static_cast<const W*>(values.raw()), static_cast<W*>(out.raw()), depth, inner, out.numel());
+        launch_kernel(one_hot_kernel<W, IDX>, blocks_for(out.numel()), 256, 0, ctx.stream(), ind.data<IDX>(),
+                      static_cast<const W*>(values.raw()), static_cast<W*>(out.raw()), depth, inner, out.numel());
       });
     }
   });
@@ -136,6 +145,7 @@ TESSERA_CUDA_KERNEL("OneHot", k_one_hot);
 template <typename W>
 __global__ void trilu_kernel(const W* __restrict__ x, W* __restrict__ y, int64_t rows, int64_t cols, int64_t k, bool upper,
                              int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t q = i / cols, j = i - q * cols, r = q % rows;
     bool zero = upper ? j - r < k : j - r > k;
@@ -152,8 +162,8 @@ void k_trilu(KernelContext& ctx) {
   int64_t rows = x.dim(-2), cols = x.dim(-1);
   visit_word(dtype_size(x.dtype()), [&]<typename W>() {
     if constexpr (sizeof(W) <= 8)
-      trilu_kernel<W><<<blocks_for(x.numel()), 256, 0, ctx.stream()>>>(static_cast<const W*>(x.raw()), static_cast<W*>(out.raw()),
-                                                                         rows, cols, k, upper, x.numel());
+      launch_kernel(trilu_kernel<W>, blocks_for(x.numel()), 256, 0, ctx.stream(), static_cast<const W*>(x.raw()),
+                    static_cast<W*>(out.raw()), rows, cols, k, upper, x.numel());
   });
   check_launch(ctx);
 }
@@ -164,6 +174,7 @@ TESSERA_CUDA_KERNEL("Trilu", k_trilu);
 template <typename T>
 __global__ void cumsum_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t inner, int64_t lines, bool exclusive,
                               bool reverse) {
+  pdl_enter();
   using C = compute_t<T>;
   for (int64_t line = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; line < lines; line += int64_t(gridDim.x) * blockDim.x) {
     int64_t o = line / inner, in = line - o * inner, base = o * n * inner + in;
@@ -190,7 +201,8 @@ void k_cumsum(KernelContext& ctx) {
   visit_device_dtype(x.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) ctx.error("CumSum on bool is not supported");
     else
-      cumsum_kernel<T><<<blocks_for(lines), 256, 0, ctx.stream()>>>(x.data<T>(), out.data<T>(), n, inner, lines, exclusive, reverse);
+      launch_kernel(cumsum_kernel<T>, blocks_for(lines), 256, 0, ctx.stream(), x.data<T>(), out.data<T>(), n, inner,
+                    lines, exclusive, reverse);
   });
   check_launch(ctx);
 }

@@ -254,6 +254,7 @@ template <typename T> using acc_t = typename Acc<T>::type;
 
 template <typename W, typename Target>
 __global__ void scatter_copy(W* __restrict__ y, const W* __restrict__ upd, Target at, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off = at(i);
     if (off >= 0) y[off] = upd[i];
@@ -262,6 +263,7 @@ __global__ void scatter_copy(W* __restrict__ y, const W* __restrict__ upd, Targe
 
 template <Red R, typename A, typename T, typename Target>
 __global__ void scatter_reduce(A* acc, const T* __restrict__ upd, Target at, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off = at(i);
     if (off >= 0) atomic_combine<R>(acc + off, A(load(upd, i)));
@@ -270,10 +272,12 @@ __global__ void scatter_reduce(A* acc, const T* __restrict__ upd, Target at, int
 
 template <typename T, typename A>
 __global__ void widen_kernel(const T* __restrict__ x, A* __restrict__ a, int64_t n) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) a[i] = A(load(x, i));
 }
 template <typename T, typename A>
 __global__ void narrow_kernel(const A* __restrict__ a, T* __restrict__ x, int64_t n) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) store(x, i, a[i]);
 }
 
@@ -305,7 +309,8 @@ void run_scatter(KernelContext& ctx, int64_t words_divisor, MakeTarget make) {
     int64_t total = int64_t(upd.nbytes() / w);
     visit_word(w, [&]<typename W>() {
       auto at = make(int64_t(w / es));
-      scatter_copy<W><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<W*>(out.raw()), static_cast<const W*>(upd.raw()), at, total);
+      launch_kernel(scatter_copy<W, decltype(at)>, blocks_for(total), 256, 0, ctx.stream(), static_cast<W*>(out.raw()),
+                    static_cast<const W*>(upd.raw()), at, total);
     });
     check_launch(ctx);
     return;
@@ -318,11 +323,12 @@ void run_scatter(KernelContext& ctx, int64_t words_divisor, MakeTarget make) {
       A* acc = static_cast<A*>(out.raw());
       if constexpr (!std::is_same_v<A, T>) {
         acc = static_cast<A*>(ctx.scratch(size_t(n) * sizeof(A)));
-        widen_kernel<<<blocks_for(n), 256, 0, ctx.stream()>>>(out.data<T>(), acc, n);
+        launch_kernel(widen_kernel<T, A>, blocks_for(n), 256, 0, ctx.stream(), out.data<T>(), acc, n);
       }
       auto at = make(1);
       auto launch = [&]<Red R>() {
-        scatter_reduce<R, A, T><<<blocks_for(total), 256, 0, ctx.stream()>>>(acc, upd.data<T>(), at, total);
+        launch_kernel(scatter_reduce<R, A, T, decltype(at)>, blocks_for(total), 256, 0, ctx.stream(), acc,
+                      upd.data<T>(), at, total);
       };
       switch (red) {
         case Red::add: launch.template operator()<Red::add>(); break;
@@ -330,7 +336,8 @@ void run_scatter(KernelContext& ctx, int64_t words_divisor, MakeTarget make) {
         case Red::max: launch.template operator()<Red::max>(); break;
         default: launch.template operator()<Red::min>(); break;
       }
-      if constexpr (!std::is_same_v<A, T>) narrow_kernel<<<blocks_for(n), 256, 0, ctx.stream()>>>(acc, out.data<T>(), n);
+      if constexpr (!std::is_same_v<A, T>)
+        launch_kernel(narrow_kernel<T, A>, blocks_for(n), 256, 0, ctx.stream(), acc, out.data<T>(), n);
     }
   });
   check_launch(ctx);

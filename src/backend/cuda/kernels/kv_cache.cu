@@ -8,6 +8,7 @@
 // rows move; otherwise the output is its own buffer and starts as a copy.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/copy.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -15,6 +16,7 @@ namespace {
 template <typename W>
 __global__ void scatter_rows(const W* __restrict__ upd, const int64_t* __restrict__ w, W* __restrict__ out, int64_t outer,
                              int64_t S, int64_t T, int64_t inner, int64_t total) {
+  pdl_enter();
   int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += step) {
     int64_t k = i % inner, r = i / inner, t = r % T, bo = r / T, b = bo / outer;
@@ -40,8 +42,8 @@ void k_tensor_scatter(KernelContext& ctx) {
   int64_t total = upd.dim(0) * outer * T * inner_w;
   const int64_t* w = ctx.has_input(2) ? ctx.input(2).data<int64_t>() : nullptr;
   visit_word(wb, [&]<typename W>() {
-    scatter_rows<W><<<blocks_for(total), 256, 0, ctx.stream()>>>(static_cast<const W*>(upd.raw()), w, static_cast<W*>(out.raw()),
-                                                                 outer, S, T, inner_w, total);
+    launch_kernel(scatter_rows<W>, blocks_for(total), 256, 0, ctx.stream(), static_cast<const W*>(upd.raw()), w,
+                  static_cast<W*>(out.raw()), outer, S, T, inner_w, total);
   });
   check_launch(ctx);
 }

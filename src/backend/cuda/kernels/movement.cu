@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backend/cuda/kernels/copy.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/shape_rules.h"
 
 namespace tessera::cuda {
@@ -215,6 +216,7 @@ __device__ __forceinline__ int64_t pad_source(int64_t s, int64_t n) {
 // `fill` (device, may be null) overrides `fill_bits` for a value known only on the device.
 template <typename W, PadMode M>
 __global__ void pad_kernel(const W* __restrict__ x, W* __restrict__ y, PadArgs a, W fill_bits, const W* fill, int64_t total) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rem = i, off = 0;
     bool padded = false;
@@ -258,8 +260,8 @@ void k_pad(KernelContext& ctx) {
       W fb;
       std::memcpy(&fb, &bits, sizeof(W));
       auto run = [&]<PadMode M>() {
-        pad_kernel<W, M><<<blocks_for(out.numel()), 256, 0, ctx.stream()>>>(
-            static_cast<const W*>(x.raw()), static_cast<W*>(out.raw()), a, fb, static_cast<const W*>(fill), out.numel());
+        launch_kernel(pad_kernel<W, M>, blocks_for(out.numel()), 256, 0, ctx.stream(), static_cast<const W*>(x.raw()),
+                      static_cast<W*>(out.raw()), a, fb, static_cast<const W*>(fill), out.numel());
       };
       if (mode == "constant") run.template operator()<PadMode::constant>();
       else if (mode == "edge") run.template operator()<PadMode::edge>();

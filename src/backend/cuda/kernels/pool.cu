@@ -13,6 +13,7 @@
 #include <cfloat>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/conv_rules.h"
 
 namespace tessera::cuda {
@@ -62,6 +63,7 @@ __device__ double padded_count(const Geom& g, const int64_t* start) {
 
 template <typename T, Kind K>
 __global__ void window_pool(const T* x, T* y, int64_t* indices, Geom g, int64_t planes, Options opt) {
+  pdl_enter();
   using C = compute_t<T>;
   int64_t total = planes * g.cells;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -117,6 +119,7 @@ __global__ void window_pool(const T* x, T* y, int64_t* indices, Geom g, int64_t 
 
 template <typename T, Kind K>
 __global__ void global_pool(const T* x, T* y, int64_t planes, int64_t pixels, double p) {
+  pdl_enter();
   using C = compute_t<T>;
   __shared__ double sums[kGlobalThreads];
   __shared__ C maxes[kGlobalThreads];
@@ -197,7 +200,8 @@ void run_global(const KernelContext& ctx, double p) {
   if (planes == 0) return;
   unsigned grid = unsigned(std::min<int64_t>(planes, int64_t(1) << 20));
   visit_pool_dtype(ctx, x.dtype(), false, [&]<typename T>() {
-    global_pool<T, K><<<grid, kGlobalThreads, 0, ctx.stream()>>>(x.data<T>(), y.data<T>(), planes, pixels, p);
+    launch_kernel(global_pool<T, K>, grid, kGlobalThreads, 0, ctx.stream(), x.data<T>(), y.data<T>(), planes, pixels,
+                  p);
   });
   check_launch(ctx);
 }
@@ -214,7 +218,8 @@ void run_window(const KernelContext& ctx, const Options& opt) {
   if (total == 0) return;
   int64_t* indices = K == Kind::Max && ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
   visit_pool_dtype(ctx, x.dtype(), K == Kind::Max, [&]<typename T>() {
-    window_pool<T, K><<<blocks_for(total), 256, 0, ctx.stream()>>>(x.data<T>(), y.data<T>(), indices, g, planes, opt);
+    launch_kernel(window_pool<T, K>, blocks_for(total), 256, 0, ctx.stream(), x.data<T>(), y.data<T>(), indices, g,
+                  planes, opt);
   });
   check_launch(ctx);
 }

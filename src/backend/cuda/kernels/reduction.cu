@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "backend/cuda/kernels/reduce_util.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace tessera {
 std::vector<int64_t> reduction_axes(const Node& n, const Tensor* axes_input, int64_t rank, bool& known);
@@ -128,6 +129,7 @@ __device__ __forceinline__ A st_finish(RK k, const St<A>& s, int64_t count) {
 // or one block per row.
 template <typename T>
 __global__ void reduce_rows(const T* x, T* y, int64_t rows, int64_t n, RK k, bool warp_rows) {
+  pdl_enter();
   using A = compute_t<T>;
   auto merge = [k](St<A>& s, const St<A>& o) { st_merge(k, s, o); };
   if (warp_rows) {
@@ -152,6 +154,7 @@ __global__ void reduce_rows(const T* x, T* y, int64_t rows, int64_t n, RK k, boo
 // first input offset, `red` a reduced index to the offset within it.
 template <typename T>
 __global__ void reduce_general(const T* x, T* y, int64_t n_out, int64_t count, IndexMap kept, IndexMap red, RK k) {
+  pdl_enter();
   using A = compute_t<T>;
   for (int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; o < n_out; o += int64_t(gridDim.x) * blockDim.x) {
     int64_t base = kept.offset(o);
@@ -204,8 +207,11 @@ void k_reduce(KernelContext& ctx) {
       T* py = static_cast<T*>(y.raw());
       if (rows) {
         bool warp_rows = count <= kWarpRowMax;
-        if (warp_rows) reduce_rows<T><<<unsigned((n_out + 7) / 8), 256, 0, ctx.stream()>>>(px, py, n_out, count, k, true);
-        else reduce_rows<T><<<unsigned(std::min<int64_t>(n_out, 1 << 20)), kBlockRowThreads, 0, ctx.stream()>>>(px, py, n_out, count, k, false);
+        if (warp_rows)
+          launch_kernel(reduce_rows<T>, unsigned((n_out + 7) / 8), 256, 0, ctx.stream(), px, py, n_out, count, k, true);
+        else
+          launch_kernel(reduce_rows<T>, unsigned(std::min<int64_t>(n_out, 1 << 20)), kBlockRowThreads, 0, ctx.stream(),
+                        px, py, n_out, count, k, false);
         return;
       }
       if (g.size.size() > size_t(kMaxDims)) ctx.error("the reduced and kept dims of ", to_string(x.shape()), " alternate too often");
@@ -219,7 +225,7 @@ void k_reduce(KernelContext& ctx) {
         m.strides[m.rank] = strides[i];
         ++m.rank;
       }
-      reduce_general<T><<<blocks_for(n_out), 256, 0, ctx.stream()>>>(px, py, n_out, count, kept, red, k);
+      launch_kernel(reduce_general<T>, blocks_for(n_out), 256, 0, ctx.stream(), px, py, n_out, count, kept, red, k);
     }
   });
   check_launch(ctx);

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "ops/shape_rules.h"
 
 namespace tessera::cuda {
@@ -51,6 +52,7 @@ __device__ __forceinline__ bool same(C a, C b) {
 template <typename T>
 __global__ void topk_kernel(const T* __restrict__ x, T* __restrict__ vals, int64_t* __restrict__ inds, Lines l, int64_t k,
                             bool largest, int64_t total) {
+  pdl_enter();
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     int64_t r = e / l.inner, in = e - r * l.inner, o = r / l.n, pos = r - o * l.n;
     const T* line = x + o * l.n * l.inner + in;
@@ -79,7 +81,8 @@ void k_topk(KernelContext& ctx) {
   Lines l = lines_around(x.shape(), axis);
   int64_t* inds = ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
   visit_device_dtype(x.dtype(), [&]<typename T>() {
-    topk_kernel<T><<<blocks_for(x.numel()), 256, 0, ctx.stream()>>>(x.data<T>(), vals.data<T>(), inds, l, k, largest, x.numel());
+    launch_kernel(topk_kernel<T>, blocks_for(x.numel()), 256, 0, ctx.stream(), x.data<T>(), vals.data<T>(), inds, l, k,
+                  largest, x.numel());
   });
   check_launch(ctx);
 }
@@ -97,6 +100,7 @@ __device__ __forceinline__ bool better(C v, C cur) {
 // with select_last_index); NaN is never taken unless it is element 0.
 template <typename T, bool Max>
 __global__ void arg_lines(const T* __restrict__ x, int64_t* __restrict__ y, Lines l, bool last) {
+  pdl_enter();
   int64_t lines = l.outer * l.inner;
   for (int64_t line = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; line < lines; line += int64_t(gridDim.x) * blockDim.x) {
     int64_t o = line / l.inner, in = line - o * l.inner;
@@ -122,6 +126,7 @@ constexpr int kArgThreads = 256;
 
 template <typename T, bool Max>
 __global__ void arg_rows(const T* __restrict__ x, int64_t* __restrict__ y, int64_t rows, int64_t n, bool last) {
+  pdl_enter();
   using C = compute_t<T>;
   __shared__ C sv[kArgThreads];
   __shared__ int64_t si[kArgThreads];
@@ -172,9 +177,11 @@ void k_arg_reduce(KernelContext& ctx) {
     auto run = [&]<bool Max>() {
       if (l.inner == 1 && l.n >= 1024) {
         unsigned grid = unsigned(std::min<int64_t>(l.outer, int64_t(1) << 20));
-        arg_rows<T, Max><<<grid, kArgThreads, 0, ctx.stream()>>>(x.data<T>(), out.data<int64_t>(), l.outer, l.n, last);
+        launch_kernel(arg_rows<T, Max>, grid, kArgThreads, 0, ctx.stream(), x.data<T>(), out.data<int64_t>(), l.outer,
+                      l.n, last);
       } else {
-        arg_lines<T, Max><<<blocks_for(l.outer * l.inner), 256, 0, ctx.stream()>>>(x.data<T>(), out.data<int64_t>(), l, last);
+        launch_kernel(arg_lines<T, Max>, blocks_for(l.outer * l.inner), 256, 0, ctx.stream(), x.data<T>(),
+                      out.data<int64_t>(), l, last);
       }
     };
     if (want_max) run.template operator()<true>();
