@@ -1,7 +1,7 @@
-// Programmatic dependent launch (PDL, compute capability 9.0+): every kernel tessera launches goes
-// through launch_kernel (tests/python/test_source_rules.py checks it), so a kernel
-// launched by launch_kernel may be scheduled while the kernel before it on the
-// stream is still finishing, so its launch latency and block start-up overlap
+// Programmatic dependent launch (PDL, compute capability 9.0+). Every kernel
+// tessera launches goes through launch_kernel (tests/python/test_source_rules.py
+// checks it), which lets the kernel be scheduled while the kernel before it on
+// the stream is still finishing: its launch latency and block start-up overlap
 // the predecessor's tail instead of following its completion. In a CUDA graph
 // the captured edge becomes a programmatic one. A launch-bound engine (a decode
 // step, GPT-2 at T = 128: dozens of few-microsecond kernels) gains the gap
