@@ -11,6 +11,8 @@
 #                                    padded-N GEMM cases with it
 #   bench/run_gpu.sh pdl_variants    after bench: each engine benched twice more, with programmatic dependent launch
 #                                    (the default on sm_90) and with TESSERA_PDL=0 (ordinary launches), back to back
+#   bench/run_gpu.sh cudnn_variants  after bench: the cuDNN-attention engines benched with TESSERA_CUDNN_AUTOTUNE=1
+#                                    (every heuristics plan timed on the first run) and without, back to back
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
@@ -102,6 +104,15 @@ for stage in "$@"; do
           echo "### $c TESSERA_PDL=$pdl" >> "$OUT/pdl_variants.txt"
           TESSERA_PDL=$pdl "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 200 --top 3 2>&1 |
             tee -a "$OUT/pdl_variants.txt" | grep latency
+        done
+      done ;;
+    cudnn_variants)
+      for c in llama_layer_B1T2048 llama_layer_B16T512 gpt2_B8T1024; do
+        [ -f $PM/$c.tsr ] || continue
+        for tune in 1 0; do
+          echo "### $c TESSERA_CUDNN_AUTOTUNE=$tune" >> "$OUT/cudnn_variants.txt"
+          TESSERA_CUDNN_AUTOTUNE=$tune "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 100 --top 3 2>&1 |
+            tee -a "$OUT/cudnn_variants.txt" | grep -E "latency|note"
         done
       done ;;
     lmhead_variants)

@@ -32,7 +32,7 @@ def mlp_model(path, rows=64, hidden=512, inner=1024):
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [rows, hidden])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [rows, hidden])],
                               [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.save(model, path)
     return rng.standard_normal((rows, hidden)).astype(np.float16)
 
