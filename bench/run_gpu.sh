@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend's device call (issue 3): pick the stages, in one call.
 #   bench/run_gpu.sh parity          GPU op harness + model families vs ONNX Runtime (tests/python/test_cuda_parity.py)
+#   bench/run_gpu.sh tuning          the GEMM tuner's timing-cache tests alone (tests/python/test_cuda_tuning.py; parity runs them too)
 #   bench/run_gpu.sh generate        tessera generate --target cuda vs transformers on the GPU (tests/python/test_cuda_generate.py)
 #   bench/run_gpu.sh bench           export the peer models (shared/bench/peers.py export), build them --target cuda, tessera bench
 #   bench/run_gpu.sh inspect         after bench: tessera inspect of each engine (CASES="..." picks the cases, TOP=N the profile's length)
@@ -65,6 +66,8 @@ for stage in "$@"; do
     parity)
       timeout 560 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py tests/python/test_cuda_tuning.py \
         "tests/python/test_distributed_run.py::test_collective_model_on_cuda_over_nccl" 2>&1 | tee "$OUT/parity.txt" | tail -60 ;;
+    tuning)
+      timeout 200 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_tuning.py 2>&1 | tee "$OUT/tuning_test.txt" | tail -5 ;;
     generate)
       timeout 500 python3 -m pytest -q -p no:cacheprovider -rf -s tests/python/test_cuda_generate.py 2>&1 | tee "$OUT/generate.txt" | tail -40 ;;
     bench)
