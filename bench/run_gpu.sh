@@ -12,11 +12,6 @@
 #                                    padded-N GEMM cases with it
 #   bench/run_gpu.sh pdl_variants    after bench: each engine benched twice more, with programmatic dependent launch
 #                                    (the default on sm_90) and with TESSERA_PDL=0 (ordinary launches), back to back
-#   bench/run_gpu.sh cudnn_variants  after bench: the cuDNN-attention engines benched with TESSERA_CUDNN_AUTOTUNE=1
-#                                    (every heuristics plan timed on the first run) and without, back to back
-#   bench/run_gpu.sh cudnn_micro     no export needed: GPT-2's and Llama's prefill attention alone (the parity harness's
-#                                    pattern), benched with and without TESSERA_CUDNN_AUTOTUNE=1, and the attention
-#                                    parity cases with it
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
@@ -112,34 +107,6 @@ for stage in "$@"; do
             tee -a "$OUT/pdl_variants.txt" | grep latency
         done
       done ;;
-    cudnn_variants)
-      for c in llama_layer_B1T2048 llama_layer_B16T512 gpt2_B8T1024; do
-        [ -f $PM/$c.tsr ] || continue
-        for tune in 1 0; do
-          echo "### $c TESSERA_CUDNN_AUTOTUNE=$tune" >> "$OUT/cudnn_variants.txt"
-          TESSERA_CUDNN_AUTOTUNE=$tune "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 100 --top 3 2>&1 |
-            tee -a "$OUT/cudnn_variants.txt" | grep -E "latency|note"
-        done
-      done ;;
-    cudnn_micro)
-      A=/tmp/attn_micro; mkdir -p $A
-      python3 - "$A" <<'PY'
-import sys; sys.path.insert(0, "tests/python")
-import onnx
-from test_cuda_parity import attention_model
-for name, shape in {"gpt2_B8T1024": (8, 12, 12, 1024, 64, True), "llama_B1T2048": (1, 32, 8, 2048, 128, True)}.items():
-    onnx.save(attention_model(*shape)[0], f"{sys.argv[1]}/{name}.onnx")
-PY
-      for c in gpt2_B8T1024 llama_B1T2048; do
-        "$G/tessera" build $A/$c.onnx -o $A/$c.tsr --target cuda > /dev/null 2>&1 || { echo "$c: build failed"; continue; }
-        for tune in 1 0 1 0; do
-          echo "### attention $c TESSERA_CUDNN_AUTOTUNE=$tune" >> "$OUT/cudnn_micro.txt"
-          TESSERA_CUDNN_AUTOTUNE=$tune "$G/tessera" bench $A/$c.tsr --warmup 20 --iterations 300 --top 2 2>&1 |
-            tee -a "$OUT/cudnn_micro.txt" | grep -E "latency|note"
-        done
-      done
-      TESSERA_CUDNN_AUTOTUNE=1 timeout 200 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
-        -k "attention" 2>&1 | tee -a "$OUT/cudnn_micro.txt" | tail -3 ;;
     lmhead_variants)
       c=gpt2_B8T1024
       [ -f $PM/$c.onnx ] || { echo "$c: not exported (run the bench stage first)"; continue; }
