@@ -7,11 +7,13 @@
 #   bench/run_gpu.sh inspect         after bench: tessera inspect of each engine (CASES="..." picks the cases, TOP=N the profile's length)
 #   bench/run_gpu.sh ncu             after bench: Nsight Compute's speed of light per kernel of one run (NCU_CASES="...")
 #   bench/run_gpu.sh attention_variants  after bench: the attention engines with TESSERA_ATTENTION=flash (tessera's kernels, not cuDNN's)
-#   bench/run_gpu.sh lmhead_variants after bench: gpt2 B8 T1024 built and benched with TESSERA_GEMM_PAD_N=0 (cuBLASLt
-#                                    on the unaligned N = 50257 directly, no padded copy-out), and the GPU parity's
-#                                    padded-N GEMM cases with it
+#   bench/run_gpu.sh lmhead_variants after bench: gpt2 B8 T1024 built and benched with TESSERA_GEMM_ROW_PHASES=0 (its
+#                                    LM head N-padded and copied out instead of split into row phases), then with the
+#                                    default again, and the GPU parity's unaligned-N GEMM cases with it
 #   bench/run_gpu.sh pdl_variants    after bench: each engine benched twice more, with programmatic dependent launch
 #                                    (the default on sm_90) and with TESSERA_PDL=0 (ordinary launches), back to back
+#   bench/run_gpu.sh cudnn_variants  after bench: the cuDNN-attention engines benched with TESSERA_CUDNN_AUTOTUNE=1
+#                                    (every heuristics plan timed on the first run) and without, back to back
 #   bench/run_gpu.sh peers           the card's measured ceilings, then peers.py single (eager / compile / reduce-overhead)
 #   bench/run_gpu.sh summary         the table for bench/RESULTS.md (bench/summarize_single.py)
 #   bench/run_gpu.sh decode          GPT-2 124M fp16 decode, B1 and B8, prompt 128, 128 new tokens: tessera generate
@@ -107,14 +109,26 @@ for stage in "$@"; do
             tee -a "$OUT/pdl_variants.txt" | grep latency
         done
       done ;;
+    cudnn_variants)
+      for c in llama_layer_B1T2048 llama_layer_B16T512 gpt2_B8T1024; do
+        [ -f $PM/$c.tsr ] || continue
+        for tune in 1 0; do
+          echo "### $c TESSERA_CUDNN_AUTOTUNE=$tune" >> "$OUT/cudnn_variants.txt"
+          TESSERA_CUDNN_AUTOTUNE=$tune "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 100 --top 3 2>&1 |
+            tee -a "$OUT/cudnn_variants.txt" | grep -E "latency|note"
+        done
+      done ;;
     lmhead_variants)
       c=gpt2_B8T1024
       [ -f $PM/$c.onnx ] || { echo "$c: not exported (run the bench stage first)"; continue; }
-      { echo "### $c, TESSERA_GEMM_PAD_N=0"
-        TESSERA_GEMM_PAD_N=0 "$G/tessera" build $PM/$c.onnx -o $PM/$c.nopad.tsr --target cuda -v 2>&1 | grep -E "tuned node_linear |error"
-        TESSERA_GEMM_PAD_N=0 "$G/tessera" bench $PM/$c.nopad.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
-        echo "### GPU parity, padded-N GEMM cases, TESSERA_GEMM_PAD_N=0"
-        TESSERA_GEMM_PAD_N=0 timeout 300 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py -k pad-n 2>&1 | tail -5
+      { echo "### $c, TESSERA_GEMM_ROW_PHASES=0 (the LM head N-padded, then copied out)"
+        TESSERA_GEMM_ROW_PHASES=0 "$G/tessera" build $PM/$c.onnx -o $PM/$c.padded.tsr --target cuda -v 2>&1 | grep -E "tuned node_linear |error"
+        TESSERA_GEMM_ROW_PHASES=0 "$G/tessera" bench $PM/$c.padded.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
+        echo "### $c, row phases (the default)"
+        "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
+        echo "### GPU parity, unaligned-N GEMM cases, TESSERA_GEMM_ROW_PHASES=0"
+        TESSERA_GEMM_ROW_PHASES=0 timeout 300 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
+          -k "pad-n or phases or linear_unaligned" 2>&1 | tail -5
       } | tee "$OUT/lmhead_variants.txt" ;;
     peers)
       python3 bench/measure_peak.py "$OUT/peak.json"

@@ -11,6 +11,7 @@ Skips cleanly where no GPU is visible (CI); on the GPU machine
 `bench/run_gpu.sh` runs it.
 """
 import json
+import math
 import shutil
 import subprocess
 
@@ -90,6 +91,14 @@ ROPE_ATTN_PARAMS = [pytest.param(*sh, id="rope_attention/B{}_Hq{}_Hkv{}_T{}_D{}_
 # has the Ropes read the merged tensor's columns and slices v. (B, T, Hq, Hkv, D)
 ROPE_BLOCK_SHAPES = [(2, 33, 4, 2, 128), (1, 7, 3, 1, 64)]
 ROPE_BLOCK_PARAMS = [pytest.param(*sh, id="rope_block/B{}_T{}_Hq{}_Hkv{}_D{}".format(*sh)) for sh in ROPE_BLOCK_SHAPES]
+# A linear layer with an unaligned N (GPT-2's LM head, 50257): Gemm(x, W [N, K], b, transB = 1),
+# then an activation (fuse_gemm_epilogue makes a FusedMatMul) or none. Enough rows make the
+# CUDA kernel split them into row phases (gemm_lt.h, GemmPlan::phases: N mod 8 = 1 in f16 gives
+# 8 phases, N mod 8 = 6 gives 4), fewer keep the padded N. (M, N, K, dtype, activation)
+LINEAR_SHAPES = [(301, 1001, 64, "float32", "Relu"), (300, 1006, 64, "float16", "Gelu_tanh"),
+                 (300, 1001, 64, "float16", "Gelu"), (129, 1001, 32, "float16", None), (300, 1003, 40, "float16", "Relu"),
+                 (20, 1001, 64, "float16", None)]
+LINEAR_PARAMS = [pytest.param(*sh, id="linear_unaligned_n/M{}_N{}_K{}_{}_{}".format(*sh)) for sh in LINEAR_SHAPES]
 MODEL_PARAMS = [pytest.param(name, ac, id=f"{name}/{ac or 'fp32'}") for name in tm.NAMES for ac in ("", "fp16", "bf16")]
 FP32_MODEL_TOL = 1e-5
 HALF_TOL = 2e-2
@@ -200,6 +209,28 @@ def rope_attention_model(B, Hq, Hkv, T, D, dtype):
     return model, feeds, ref, (HALF_TOL if np.dtype(dtype) == np.float16 else FP32_MODEL_TOL)
 
 
+def linear_model(M, N, K, dtype, act):
+    """y = act(x·Wᵀ + b), W [N, K] and b constants; act Relu, Gelu (erf), Gelu_tanh or None."""
+    from onnx import TensorProto as TP, helper as h, numpy_helper as nh
+    dt = np.dtype(dtype)
+    et = TP.FLOAT16 if dt == np.float16 else TP.FLOAT
+    rng = np.random.default_rng()
+    w, b = (rng.standard_normal(s).astype(dt) for s in ((N, K), (N,)))
+    nodes = [h.make_node("Gemm", ["x", "w", "b"], ["y" if act is None else "z"], transB=1)]
+    if act is not None:
+        attrs = {"approximate": "tanh"} if act == "Gelu_tanh" else {}
+        nodes.append(h.make_node(act.split("_")[0], ["z"], ["y"], **attrs))
+    g = h.make_graph(nodes, "linear", [h.make_tensor_value_info("x", et, [M, K])],
+                     [h.make_tensor_value_info("y", et, [M, N])], [nh.from_array(w, "w"), nh.from_array(b, "b")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 20)])
+    feeds = {"x": rng.standard_normal((M, K)).astype(dt)}
+    z = feeds["x"].astype(np.float64) @ w.astype(np.float64).T + b.astype(np.float64)
+    erf = np.vectorize(math.erf)
+    y = {None: z, "Relu": np.maximum(z, 0), "Gelu": 0.5 * z * (1 + erf(z / np.sqrt(2))),
+         "Gelu_tanh": 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))}[act]
+    return m, feeds, {"y": y.astype(dt)}, (HALF_TOL if dt == np.float16 else FP32_MODEL_TOL)
+
+
 def rope_block_model(B, T, Hq, Hkv, D):
     """x [B, T, W] -> Split -> q, k to [B, T, H, D], x·cos + rotate_half(x)·sin; v as it is. f16."""
     from onnx import TensorProto as TP, helper as h, numpy_helper as nh
@@ -251,6 +282,11 @@ def _add_attention_cases(d, manifest, refs):
     cases += [(p, *packed_attention_model(*p.values), HALF_TOL) for p in PACKED_PARAMS]
     cases += [(p, *rope_block_model(*p.values), HALF_TOL) for p in ROPE_BLOCK_PARAMS]
     cases += [(p, *rope_attention_model(*p.values)) for p in ROPE_ATTN_PARAMS]
+    _add_model_cases(d, manifest, refs, cases)
+
+
+def _add_model_cases(d, manifest, refs, cases):
+    """(param, model, feeds, expected, tol) each into `manifest` and `refs`."""
     for param, model, feeds, expected, tol in cases:
         tag = param.id.replace("/", "_")
         onnx.save(model, d / f"{tag}.onnx")
@@ -292,6 +328,7 @@ def batch(tessera, tmp_path_factory):
         manifest.append({"model": str(d / f"op{i}.onnx"), "inputs": str(d / f"op{i}.inputs.npz"), "output": str(out), "target": "cuda"})
         refs[param.id] = (out, to.run_ort(model, feeds), getattr(case, "tol", None))
     _add_attention_cases(d, manifest, refs)
+    _add_model_cases(d, manifest, refs, [(p, *linear_model(*p.values)) for p in LINEAR_PARAMS])
     for param in MODEL_PARAMS:
         name, ac = param.values
         model, inputs, _ = tm.fixture_paths(name)
@@ -325,7 +362,7 @@ def test_op_cuda(batch, pid):
 
 # The fused patterns' own cases: attention (prefill, decode, layouts, packed) and Rope blocks.
 @pytest.mark.parametrize("pid", [p.id for p in ATTN_PARAMS + DECODE_PARAMS + LAYOUT_PARAMS + PACKED_PARAMS + ROPE_BLOCK_PARAMS +
-                                 ROPE_ATTN_PARAMS])
+                                 ROPE_ATTN_PARAMS + LINEAR_PARAMS])
 def test_pattern_cuda(batch, pid):
     _check(batch, pid)
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 
 #include "backend/cuda/device_context.h"
 #include "backend/cuda/kernels/gemm_skinny.h"
@@ -35,10 +36,12 @@ cublasLtEpilogue_t lt_epilogue(const GemmProblem& p) {
   }
 }
 
-// Column-major view of a row-major [rows, cols] buffer, batched.
-cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t batch) {
+// Column-major view of a row-major [rows, cols] buffer, batched; rows `ld`
+// elements apart (0: dense).
+cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t batch, int64_t ld = 0) {
   cublasLtMatrixLayout_t l = nullptr;
-  TSR_LT(cublasLtMatrixLayoutCreate(&l, lt_type(t), uint64_t(cols), uint64_t(rows), cols < 1 ? 1 : cols));
+  if (ld == 0) ld = cols < 1 ? 1 : cols;
+  TSR_LT(cublasLtMatrixLayoutCreate(&l, lt_type(t), uint64_t(cols), uint64_t(rows), ld));
   if (batch > 1) {
     int32_t count = int32_t(batch);
     int64_t stride = rows * cols;
@@ -124,7 +127,22 @@ bool is_constant_input(const Node& node, size_t i) {
   return i < node.inputs.size() && node.inputs[i] && node.inputs[i]->is_constant();
 }
 
-// The float paths around cuBLASLt: the skinny kernel, or padding an unaligned N.
+// An unaligned N split into row phases (GemmPlan::phases) when B is [N, K]
+// with 16-byte rows and re-reading it once a phase costs less memory traffic
+// than writing and reading back the padded result: (phases - 1)·n·k against
+// 2·m·n elements.
+bool plan_row_phases(GemmPlan& g) {
+  const GemmProblem& p = g.lt;
+  const int64_t per16 = 16 / int64_t(dtype_size(p.dtype));
+  if (!split_row_phases() || !p.tb || p.k % per16 != 0 || p.n < 4 * per16) return false;
+  const int64_t phases = per16 / std::gcd(p.n % per16, per16);
+  if ((phases - 1) * p.k >= 2 * p.m) return false;
+  g.phases = int(phases);
+  return true;
+}
+
+// The float paths around cuBLASLt: the skinny kernel, or an unaligned N split
+// into row phases or padded.
 void plan_layout(GemmPlan& g, const Node& node) {
   GemmProblem& p = g.lt;
   bool one_matrix = p.batch == 1 && !g.expand_a && !g.expand_b && !p.ta;
@@ -136,7 +154,9 @@ void plan_layout(GemmPlan& g, const Node& node) {
   }
   int64_t per16 = 16 / int64_t(dtype_size(p.dtype));
   bool has_bias = node.op != "MatMul" && node.inputs.size() > 2 && node.inputs[2];
-  if (p.dtype == DType::f64 || p.n % per16 == 0 || !is_constant_input(node, 1)) return;
+  if (p.dtype == DType::f64 || p.n % per16 == 0) return;
+  if (plan_row_phases(g)) return;
+  if (!is_constant_input(node, 1)) return;
   if (has_bias && !is_constant_input(node, 2)) return;
   if (!pad_unaligned_n()) return;
   g.real_n = p.n;
@@ -153,6 +173,34 @@ bool pad_unaligned_n() {
   return v;
 }
 
+bool split_row_phases() {
+  static const bool v = [] {
+    const char* e = std::getenv("TESSERA_GEMM_ROW_PHASES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return v;
+}
+
+RowPhase row_phase(const GemmPlan& g, int j) {
+  const int64_t p = g.phases, n = g.lt.n, per16 = 16 / int64_t(dtype_size(g.lt.dtype));
+  RowPhase r;
+  r.row0 = j;
+  r.rows = g.lt.m > j ? (g.lt.m - j + p - 1) / p : 0;
+  r.col0 = (per16 - (j * n) % per16) % per16;  // the first column whose element is 16-byte aligned
+  r.cols = (n - r.col0) / per16 * per16;
+  return r;
+}
+
+GemmProblem phase_problem(const GemmPlan& g, int j) {
+  RowPhase r = row_phase(g, j);
+  GemmProblem p = g.lt;
+  p.m = r.rows;
+  p.n = r.cols;
+  p.lda = g.phases * g.lt.k;
+  p.ldd = g.phases * g.lt.n;
+  return p;
+}
+
 int64_t skinny_gemm_max_m() {
   static const int64_t v = [] {
     const char* e = std::getenv("TESSERA_SKINNY_GEMM_MAX_M");
@@ -165,6 +213,7 @@ std::string GemmProblem::key() const {
   std::string s = std::string(dtype_name(dtype)) + " " + (ta ? "T" : "N") + (tb ? "T" : "N");
   s += " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
   s += " batch=" + std::to_string(batch) + " epi=" + act_name(act) + (bias ? "+bias" : "") + (use_c ? " c" : "");
+  if (lda || ldd) s += " lda=" + std::to_string(lda) + " ldd=" + std::to_string(ldd);
   return s;
 }
 
@@ -243,9 +292,11 @@ void LtGemm::init(const GemmProblem& p) {
   cublasLtEpilogue_t epi = lt_epilogue(p);
   TSR_LT(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
   // Row-major buffers: B is [k, n] (tb: [n, k]), A is [m, k] (ta: [k, m]), D is [m, n].
-  b_ = make_layout(p.dtype, p.ta ? p.k : p.m, p.ta ? p.m : p.k, p.batch);
+  if ((p.lda || p.ldd) && (p.batch != 1 || p.ta))
+    fail(ErrorKind::Internal, "[cublasLt] strided rows with a batch or a transposed A: ", p.key());
+  b_ = make_layout(p.dtype, p.ta ? p.k : p.m, p.ta ? p.m : p.k, p.batch, p.lda);
   a_ = make_layout(p.dtype, p.tb ? p.n : p.k, p.tb ? p.k : p.n, p.batch);
-  d_ = make_layout(p.dtype, p.m, p.n, p.batch);
+  d_ = make_layout(p.dtype, p.m, p.n, p.batch, p.ldd);
 }
 
 std::vector<cublasLtMatmulHeuristicResult_t> LtGemm::heuristics(cublasLtHandle_t lt, int count, uint32_t align,
@@ -280,8 +331,8 @@ bool LtGemm::check(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, size_t
 bool LtGemm::choose(cublasLtHandle_t lt, const std::vector<int64_t>* stored, uint32_t align, const void* bias_ptr) {
   if (p_.bias)
     TSR_LT(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof bias_ptr));
-  // A build-time choice was timed on 256-aligned buffers.
-  if (stored && stored->size() == 8 && align >= 256) {
+  // A build-time choice was timed for operands aligned to tuned_align().
+  if (stored && stored->size() == 8 && align >= p_.tuned_align()) {
     AlgoBlob blob;
     for (size_t i = 0; i < 8; ++i) blob[i] = uint64_t((*stored)[i]);
     cublasLtMatmulAlgo_t algo = from_blob(blob);

@@ -30,6 +30,12 @@ struct GemmProblem {
   bool bias = false;        // a bias of n elements in the epilogue
   GemmAct act = GemmAct::none;  // none / relu / gelu_tanh run in cuBLASLt; gelu (erf) never does
   bool use_c = false;       // beta * C, with C the output buffer itself (prefilled) or a full [m, n] input
+  // Row strides of A and D in elements when they are not dense (k and n):
+  // one row phase of a GemmPlan::phases split. Never with a batch.
+  int64_t lda = 0, ldd = 0;
+  // The pointer alignment a build-time choice is timed for and may run with:
+  // 256 (fresh buffers), but 16 for a row phase, whose D starts mid-row.
+  uint32_t tuned_align() const { return ldd ? 16 : 256; }
   // Key part of the timing cache: "f16 NT m=.. n=.. k=.. batch=.. epi=.. c=..".
   std::string key() const;
 };
@@ -59,7 +65,27 @@ struct GemmPlan {
   // The real N when padded, else 0.
   int64_t real_n = 0;
   int64_t out_n() const { return real_n ? real_n : lt.n; }
+  // The other way round an unaligned N, for many rows with B a [N, K]
+  // matrix (GPT-2's LM head over a prompt): row r's start is aligned like
+  // that of row r + phases, so the rows split into `phases` classes
+  // r = j (mod phases), each one cuBLASLt GEMM on every phases-th row of A
+  // and D (lda = phases·k, ldd = phases·n) over the 16-byte aligned span of
+  // columns (row_phase); the fewer than 2·16 bytes of columns at the two
+  // ends of each row are gemm_edge_columns'. No padded copy of anything, but
+  // B is read once per phase: chosen when that costs less than the padded
+  // result's write and read (plan_gemm). lt keeps the whole [m, n] problem;
+  // 0 when not split.
+  int phases = 0;
 };
+
+// Phase j of a GemmPlan::phases split: rows row0, row0 + phases, ... (`rows`
+// of them) and columns [col0, col0 + cols) of each, 16-byte aligned in D.
+struct RowPhase {
+  int64_t row0 = 0, rows = 0, col0 = 0, cols = 0;
+};
+RowPhase row_phase(const GemmPlan& g, int j);
+// Its cuBLASLt problem (strided A and D rows).
+GemmProblem phase_problem(const GemmPlan& g, int j);
 
 // Rows up to which plan_gemm picks the skinny kernel: 0 (off) by default —
 // measured on an H200 (bench/RESULTS.md, 2026-12-02) it is slower than
@@ -73,6 +99,11 @@ int64_t skinny_gemm_max_m();
 // 2026-12-07 third call), GPT-2's LM head (N = 50257, m = 8192) takes 6.25 ms
 // direct against 1.54 ms padded with its copy-out. Build and run with the same setting.
 bool pad_unaligned_n();
+
+// Whether plan_gemm may split an unaligned N's rows into phases
+// (GemmPlan::phases): yes by default; TESSERA_GEMM_ROW_PHASES=0 keeps the
+// padded path, so the two can be timed against each other.
+bool split_row_phases();
 
 // The plan for a MatMul / Gemm / FusedMatMul node given its operand shapes
 // (c_shape null when Gemm has no C). The output shape is the op's inference.
@@ -105,7 +136,7 @@ class LtGemm {
   bool check(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, size_t* workspace) const;
 
   // Choose the algorithm: `stored` (a build-time blob) when it checks and the
-  // operands are 256-aligned, otherwise the heuristic's first for `align`.
+  // operands are aligned as it was timed (GemmProblem::tuned_align), otherwise the heuristic's first for `align`.
   // False when cuBLASLt has none for this problem.
   bool choose(cublasLtHandle_t lt, const std::vector<int64_t>* stored, uint32_t align, const void* bias_ptr);
   uint32_t chosen_align() const { return align_; }

@@ -175,8 +175,9 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   LtGemm lt;
   lt.init(p);
   size_t es = dtype_size(p.dtype);
-  size_t a_bytes = size_t(p.batch * p.m * p.k) * es, b_bytes = size_t(p.batch * p.k * p.n) * es;
-  size_t d_bytes = size_t(p.batch * p.m * p.n) * es;
+  // Strided rows (a row phase) span lda / ldd elements each.
+  size_t a_bytes = size_t(p.batch * p.m * (p.lda ? p.lda : p.k)) * es, b_bytes = size_t(p.batch * p.k * p.n) * es;
+  size_t d_bytes = size_t(p.batch * p.m * (p.ldd ? p.ldd : p.n)) * es;
   Buffers buf;
   std::vector<OperandSet> sets(size_t(operand_sets(dev, a_bytes + b_bytes + d_bytes)));
   for (OperandSet& o : sets) o = {buf.get(a_bytes), buf.get(b_bytes), buf.get(d_bytes)};
@@ -184,7 +185,7 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   // Few output tiles: the heuristic's ranking is least sure there (the GEMM is bound by how fast
   // a few dozen CTAs stream the weight), so 4x as many candidates, and their split-K versions.
   const bool few = few_tiles(dev, p);
-  std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, few ? 4 * candidates : candidates, 256, bias);
+  std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, few ? 4 * candidates : candidates, p.tuned_align(), bias);
   if (cands.empty()) return out;
   if (few) {
     const size_t n = cands.size();
@@ -258,7 +259,9 @@ void tune_gemms(Graph& g, DeviceContext& dev, const std::string& timing_cache_pa
       continue;  // shapes the kernel will reject with its own message
     }
     if (plan.skinny) continue;  // runs gemm_skinny's kernel, not cuBLASLt
-    const GemmProblem& p = plan.lt;  // a padded N is tuned padded, as it runs
+    // A padded N is tuned padded, as it runs; a row-phase split by its first phase, whose
+    // choice the other phases (a row and a few columns fewer at most) take when it checks.
+    const GemmProblem p = plan.phases ? phase_problem(plan, 0) : plan.lt;
     if (p.m == 0 || p.n == 0 || p.k == 0 || p.batch == 0) continue;
     std::string key = where + " | " + p.key();
     std::vector<int64_t> algo;

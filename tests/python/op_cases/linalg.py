@@ -36,8 +36,9 @@ CASES = [
     Case("Gemm", {"A": f(3, 4, dtype=np.float64), "B": f(4, 2, dtype=np.float64)}, id="f64"),
     # Shapes for the CUDA paths (gemm_lt.cc plan_layout): the skinny kernel
     # (m <= 16, k % 8 == 0; f16/bf16 under autocast) in both weight layouts,
-    # folded batch, split k, alpha; and the padded-N cuBLASLt path (N rows not
-    # 16-byte aligned, constant B, m too large for the skinny kernel).
+    # folded batch, split k, alpha; the padded-N cuBLASLt path (N rows not
+    # 16-byte aligned, constant B, m too large for the skinny kernel); and, for
+    # more rows, the row-phase split of an unaligned N (B [N, K], any B).
     Case("MatMul", {"A": f(8, 256), "B": f(256, 96)}, constants=["B"], id="skinny-kn"),
     Case("MatMul", {"A": f(2, 3, 264), "B": f(264, 40)}, constants=["B"], id="skinny-batch"),
     Case("Gemm", {"A": f(5, 512), "B": f(200, 512), "C": f(200)}, attrs={"transB": 1}, constants=["B", "C"],
@@ -48,4 +49,7 @@ CASES = [
     Case("MatMul", {"A": f(40, 64), "B": f(64, 50)}, constants=["B"], id="pad-n"),
     Case("Gemm", {"A": f(24, 32), "B": f(37, 32), "C": f(37)}, attrs={"transB": 1}, constants=["B", "C"],
          id="pad-n-linear"),
+    Case("Gemm", {"A": f(301, 64), "B": f(1001, 64), "C": f(1001)}, attrs={"transB": 1, "alpha": 0.5},
+         id="phases-linear"),
+    Case("Gemm", {"A": f(258, 32), "B": f(1002, 32)}, attrs={"transB": 1}, id="phases-two"),
 ]

@@ -508,6 +508,16 @@ bool run_cudnn(KernelContext& c, const Dims& d, const Ptrs& p, bool bf16) {
       std::fprintf(stderr, "tessera: note: [cuda] cuDNN attention cannot run '%s' (B %d, heads %d/%d, T %d/%d, D %d): %s; "
                    "tessera's own kernel runs it\n", c.node().name.c_str(), d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, why.c_str());
     }
+    if (st.dnn && dnn::cudnn_autotune()) {
+      // TESSERA_CUDNN_AUTOTUNE=1: time the plans here, on the first (uncaptured) run's operands.
+      void* ws = c.scratch(st.dnn->autotune_workspace_bytes());
+      std::string err = st.dnn->autotune(c.device().cudnn(), c.stream(), p.q, p.k, p.v, p.o, ws);
+      if (!err.empty()) c.error("[cudnn] attention autotune: ", err);
+      static std::atomic<bool> told{false};
+      if (!told.exchange(true))
+        std::fprintf(stderr, "tessera: note: [cuda] cuDNN attention '%s': %lld plans timed, the fastest kept\n",
+                     c.node().name.c_str(), static_cast<long long>(st.dnn->plan_count()));
+    }
   }
   if (!st.dnn) return false;
   void* ws = st.dnn->workspace_bytes() ? c.scratch(st.dnn->workspace_bytes()) : nullptr;

@@ -2,7 +2,9 @@
 // views of the caller's tensors, GQA by the head counts) -> SDPA (scale,
 // top-left causal or none, no statistics: inference) -> O, with fp32
 // intermediates and compute. The heuristics' first engine that supports the
-// shape is built; its workspace comes from the kernel's scratch.
+// shape is built (or, with TESSERA_CUDNN_AUTOTUNE=1, every one, and the fastest
+// on the first run's operands is kept); its workspace comes from the kernel's
+// scratch.
 #include "backend/cuda/kernels/attention_dnn.h"
 
 #include <cudnn_frontend.h>
@@ -60,12 +62,31 @@ std::unique_ptr<Sdpa> Sdpa::make(cudnnContext* handle, const SdpaShape& s, std::
   impl->o->set_output(true).set_dim({s.b, s.hq, s.tq, s.d}).set_stride(strides4(s.o));
   why = failed(g.validate(), "validate");
   if (why.empty()) why = failed(g.build_operation_graph(handle), "build_operation_graph");
+  const bool all = cudnn_autotune();
   if (why.empty()) why = failed(g.create_execution_plans({fe::HeurMode_t::A}), "create_execution_plans");
   if (why.empty()) why = failed(g.check_support(handle), "check_support");
-  if (why.empty()) why = failed(g.build_plans(handle), "build_plans");
+  if (why.empty())
+    why = failed(g.build_plans(handle, all ? fe::BuildPlanPolicy_t::ALL : fe::BuildPlanPolicy_t::HEURISTICS_CHOICE),
+                 "build_plans");
   if (why.empty()) why = failed(g.get_workspace_size(impl->workspace), "get_workspace_size");
   if (!why.empty()) return nullptr;
   return std::unique_ptr<Sdpa>(new Sdpa(std::move(impl)));
+}
+
+int64_t Sdpa::plan_count() const { return impl_->graph.get_execution_plan_count(); }
+
+size_t Sdpa::autotune_workspace_bytes() const { return size_t(impl_->graph.get_autotune_workspace_size()); }
+
+std::string Sdpa::autotune(cudnnContext* handle, cudaStream_t stream, const void* q, const void* k, const void* v,
+                           void* o, void* workspace) {
+  if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS) return "cudnnSetStream failed";
+  std::unordered_map<TensorPtr, void*> pack = {{impl_->q, const_cast<void*>(q)},
+                                               {impl_->k, const_cast<void*>(k)},
+                                               {impl_->v, const_cast<void*>(v)},
+                                               {impl_->o, o}};
+  std::string why = failed(impl_->graph.autotune(handle, pack, workspace), "autotune");
+  if (why.empty()) why = failed(impl_->graph.get_workspace_size(impl_->workspace), "get_workspace_size");
+  return why;
 }
 
 std::string Sdpa::run(cudnnContext* handle, cudaStream_t stream, const void* q, const void* k, const void* v, void* o,
@@ -82,6 +103,14 @@ bool cudnn_attention_from(const char* env) {
   if (!env || !*env || std::strcmp(env, "cudnn") == 0) return true;
   if (std::strcmp(env, "flash") == 0) return false;
   fail(ErrorKind::InvalidArgument, "TESSERA_ATTENTION=", env, " is not one of: cudnn (the default), flash");
+}
+
+bool cudnn_autotune() {
+  static const bool on = [] {
+    const char* e = std::getenv("TESSERA_CUDNN_AUTOTUNE");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  return on;
 }
 
 bool sdpa_enabled() {

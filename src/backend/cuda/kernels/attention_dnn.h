@@ -34,6 +34,15 @@ class Sdpa {
   static std::unique_ptr<Sdpa> make(cudnnContext* handle, const SdpaShape& shape, std::string& why);
   ~Sdpa();
   size_t workspace_bytes() const;
+  // Plans built (1 unless cudnn_autotune(): then every heuristics plan that runs the shape).
+  int64_t plan_count() const;
+  // Workspace autotune needs (the largest plan's).
+  size_t autotune_workspace_bytes() const;
+  // Times every plan on these operands (cudnn-frontend's autotune; it synchronises the
+  // device, so only on the plan's first, uncaptured run) and keeps the fastest; then
+  // workspace_bytes() is the winner's. "" or cuDNN's message.
+  std::string autotune(cudnnContext* handle, cudaStream_t stream, const void* q, const void* k, const void* v, void* o,
+                       void* workspace);
   // Enqueues the attention on `stream` (the handle is bound to it); "" or cuDNN's message.
   std::string run(cudnnContext* handle, cudaStream_t stream, const void* q, const void* k, const void* v, void* o,
                   void* workspace) const;
@@ -50,5 +59,9 @@ class Sdpa {
 bool cudnn_attention_from(const char* env);
 // cudnn_attention_from($TESSERA_ATTENTION), read once per process.
 bool sdpa_enabled();
+// TESSERA_CUDNN_AUTOTUNE=1: build every plan cuDNN's heuristics offer for a shape and time
+// them on its first run (the fastest runs), instead of the heuristics' first. Off by
+// default: an experiment for bench/run_gpu.sh cudnn_variants, read once per process.
+bool cudnn_autotune();
 
 }  // namespace tessera::cuda::dnn

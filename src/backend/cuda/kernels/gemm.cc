@@ -4,12 +4,14 @@
 // the CPU kernels' (backend/cpu/kernels/linalg.cc, fused_matmul.cc).
 //
 // The first, uncaptured run of a shape plans the call (gemm_lt.h: how the
-// batch folds, how Gemm's C joins, whether the skinny kernel or a padded N
-// applies) and builds the cuBLASLt descriptors and algorithm — the node's
+// batch folds, how Gemm's C joins, whether the skinny kernel, a row-phase
+// split or a padded N applies) and builds the cuBLASLt descriptors and algorithm — the node's
 // build-time choice (`cublaslt_algo`) when it has one, else the heuristic's
 // first — and, for a padded N, the padded copies of the constant weight and
 // bias (the only allocations, freed with the state); later runs only enqueue.
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "backend/cuda/device_context.h"
 #include "backend/cuda/gemm_lt.h"
@@ -34,6 +36,9 @@ struct GemmState {
   // plan.real_n: B (and the bias) padded to plan.lt.n columns, zeros beyond N.
   void* w_pad = nullptr;
   void* bias_pad = nullptr;
+  // plan.phases: one GEMM per row phase (null for a phase without rows), chosen for phase_align.
+  std::vector<std::unique_ptr<LtGemm>> phase_lt;
+  uint32_t phase_align = 0;
 
   GemmState() = default;
   GemmState(const GemmState&) = delete;
@@ -101,30 +106,57 @@ void plan(KernelContext& ctx, GemmState& st) {
   st.planned = true;
 }
 
-// cuBLASLt descriptors and algorithm for operands aligned to `align`.
-void choose(KernelContext& ctx, GemmState& st, uint32_t align, const void* bias) {
-  cublasLtHandle_t h = ctx.device().cublaslt();
-  GemmProblem p = st.plan.lt;
+// A cuBLASLt GEMM for `p` on operands aligned to `align` (without the
+// epilogue once st.unfused), or null when cuBLASLt has no algorithm for it.
+std::unique_ptr<LtGemm> make_lt(KernelContext& ctx, const GemmState& st, GemmProblem p, uint32_t align,
+                                const void* bias) {
   if (st.unfused) {  // an earlier choice already moved the epilogue out
     p.bias = false;
     p.act = GemmAct::none;
   }
-  st.lt = std::make_unique<LtGemm>();
-  st.lt->init(p);
-  const std::vector<int64_t>* stored = st.stored.size() == 8 ? &st.stored : nullptr;
-  if (st.lt->choose(h, stored, align, bias)) return;
-  if (p.bias || p.act != GemmAct::none) {
-    // No algorithm with this epilogue (f64, say): plain GEMM, then our kernel.
-    st.unfused = true;
-    st.post_bias = p.bias;
-    if (p.act != GemmAct::none) st.post_act = p.act;
-    p.bias = false;
-    p.act = GemmAct::none;
-    st.lt = std::make_unique<LtGemm>();
-    st.lt->init(p);
-    if (st.lt->choose(h, nullptr, align, nullptr)) return;
+  auto lt = std::make_unique<LtGemm>();
+  lt->init(p);
+  // The build-time choice was timed with the epilogue.
+  const std::vector<int64_t>* stored = st.stored.size() == 8 && !st.unfused ? &st.stored : nullptr;
+  if (lt->choose(ctx.device().cublaslt(), stored, align, st.unfused ? nullptr : bias)) return lt;
+  return nullptr;
+}
+
+// No algorithm with the epilogue (f64, say): plain GEMMs from now on, the bias
+// and activation by gemm_epilogue after them. False when already so or there
+// is no epilogue to move.
+bool unfuse(GemmState& st) {
+  const GemmProblem& p = st.plan.lt;
+  if (st.unfused || (!p.bias && p.act == GemmAct::none)) return false;
+  st.unfused = true;
+  st.post_bias = p.bias;
+  if (p.act != GemmAct::none) st.post_act = p.act;
+  return true;
+}
+
+// cuBLASLt descriptors and algorithm for operands aligned to `align`.
+void choose(KernelContext& ctx, GemmState& st, uint32_t align, const void* bias) {
+  st.lt = make_lt(ctx, st, st.plan.lt, align, bias);
+  if (!st.lt && unfuse(st)) st.lt = make_lt(ctx, st, st.plan.lt, align, bias);
+  if (!st.lt) ctx.error("cuBLASLt has no algorithm for ", st.plan.lt.key());
+}
+
+// The same for every row phase (plan.phases), all with the epilogue or all without.
+void choose_phases(KernelContext& ctx, GemmState& st, uint32_t align, const void* bias) {
+  for (;;) {
+    st.phase_lt.clear();
+    bool ok = true;
+    for (int j = 0; j < st.plan.phases && ok; ++j) {
+      GemmProblem p = phase_problem(st.plan, j);
+      st.phase_lt.push_back(p.m ? make_lt(ctx, st, p, align, bias) : nullptr);
+      ok = !p.m || st.phase_lt.back();
+    }
+    if (ok) {
+      st.phase_align = align;
+      return;
+    }
+    if (!unfuse(st)) ctx.error("cuBLASLt has no algorithm for ", phase_problem(st.plan, 0).key());
   }
-  ctx.error("cuBLASLt has no algorithm for ", p.key());
 }
 
 void run_integer(KernelContext& ctx, const GemmPlan& g, const Tensor* c) {
@@ -177,6 +209,67 @@ void run_skinny(KernelContext& ctx, const GemmState& st, const Tensor* c) {
           "skinny GEMM");
 }
 
+// The bias and activation cuBLASLt did not apply, over the whole output.
+void post_epilogue(KernelContext& ctx, const GemmState& st, const void* bias) {
+  if (!st.post_bias && st.post_act == GemmAct::none) return;
+  Tensor& out = ctx.output(0);
+  cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), st.plan.out_n(), 1.0, st.post_bias ? bias : nullptr,
+                             st.post_act, ctx.stream()),
+          "bias/activation");
+}
+
+// plan.phases: a cuBLASLt GEMM per row phase straight into the output's
+// aligned column span, then gemm_edge_columns for the columns around it.
+// Each phase's bias starts at its first column, so it is copied to a 256-byte
+// aligned scratch row first.
+void run_phases(KernelContext& ctx, GemmState& st, const void* a, const void* bias) {
+  const GemmPlan& g = st.plan;
+  Tensor& out = ctx.output(0);
+  const size_t es = dtype_size(out.dtype());
+  const int64_t k = g.lt.k, n = g.lt.n;
+  const size_t bias_row = align_up(size_t(n) * es);
+  char* biases = bias ? static_cast<char*>(ctx.scratch(bias_row * size_t(g.phases))) : nullptr;
+  struct Ptrs {
+    const void *a, *b, *bias;
+    void* d;
+  };
+  std::vector<Ptrs> ptrs;
+  uint32_t align = 256;
+  for (int j = 0; j < g.phases; ++j) {
+    RowPhase r = row_phase(g, j);
+    Ptrs p{static_cast<const char*>(a) + size_t(j * k) * es,
+           static_cast<const char*>(ctx.input(1).raw()) + size_t(r.col0 * k) * es, nullptr,
+           static_cast<char*>(out.raw()) + size_t(j * n + r.col0) * es};
+    if (bias && r.rows) {
+      p.bias = biases + size_t(j) * bias_row;
+      cuda_ok(ctx,
+              cudaMemcpyAsync(biases + size_t(j) * bias_row, static_cast<const char*>(bias) + size_t(r.col0) * es,
+                              size_t(r.cols) * es, cudaMemcpyDeviceToDevice, ctx.stream()),
+              "copying a row phase's bias");
+    }
+    if (r.rows) align = std::min(align, pointer_alignment({p.a, p.b, p.d}));
+    ptrs.push_back(p);
+  }
+  if (st.phase_lt.empty() || align < st.phase_align) choose_phases(ctx, st, align, biases);
+  const LtGemm* any = nullptr;
+  for (int j = 0; j < g.phases; ++j) {
+    LtGemm* lt = st.phase_lt[size_t(j)].get();
+    if (!lt) continue;
+    any = lt;
+    const Ptrs& p = ptrs[size_t(j)];
+    cublasStatus_t s = lt->run(ctx.device().cublaslt(), p.a, p.b, nullptr, p.d, st.unfused ? nullptr : p.bias,
+                               g.alpha, 0.0, ctx.device().gemm_workspace(), ctx.stream());
+    if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", lt->problem().key(), "): ", cublasLtGetStatusString(s));
+  }
+  // The edges get what the GEMMs' epilogue applied; the rest follows in k_gemm.
+  const bool fused_bias = any && any->problem().bias;
+  const GemmAct act = any ? any->problem().act : GemmAct::none;
+  cuda_ok(ctx,
+          gemm_edge_columns(out.dtype(), a, ctx.input(1).raw(), fused_bias ? bias : nullptr, out.raw(), g.lt.m, n, k,
+                            g.phases, float(g.alpha), act, ctx.stream()),
+          "the row phases' edge columns");
+}
+
 void k_gemm(KernelContext& ctx) {
   GemmState& st = ctx.state<GemmState>();
   if (!st.planned) plan(ctx, st);
@@ -225,6 +318,10 @@ void k_gemm(KernelContext& ctx) {
     if (r->numel() != out.numel()) ctx.error("residual ", to_string(r->shape()), " is not the output's shape ", to_string(out.shape()));
     cm = r->raw();
   }
+  if (g.phases) {
+    run_phases(ctx, st, a, bias);
+    return post_epilogue(ctx, st, bias);
+  }
   // Padded N (c_mode is none or bias there): the padded constants, into scratch.
   const void* lt_bias = bias;
   if (g.real_n) {
@@ -240,10 +337,7 @@ void k_gemm(KernelContext& ctx) {
   if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", st.lt->problem().key(), "): ", cublasLtGetStatusString(s));
   if (g.real_n)
     cuda_ok(ctx, gemm_unpad_rows(d, g.lt.n, out.raw(), g.lt.m, g.real_n, es, ctx.stream()), "copying the N-padded result out");
-  if (st.post_bias || st.post_act != GemmAct::none)
-    cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), g.out_n(), 1.0, st.post_bias ? bias : nullptr,
-                               st.post_act, ctx.stream()),
-            "bias/activation");
+  post_epilogue(ctx, st, bias);
 }
 
 TESSERA_CUDA_KERNEL("MatMul", k_gemm);
