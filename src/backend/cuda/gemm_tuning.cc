@@ -185,7 +185,8 @@ TunedAlgo tune_gemm(DeviceContext& dev, const GemmProblem& p, int candidates) {
   // Few output tiles: the heuristic's ranking is least sure there (the GEMM is bound by how fast
   // a few dozen CTAs stream the weight), so 4x as many candidates, and their split-K versions.
   const bool few = few_tiles(dev, p);
-  std::vector<cublasLtMatmulHeuristicResult_t> cands = lt.heuristics(h, few ? 4 * candidates : candidates, p.tuned_align(), bias);
+  std::vector<cublasLtMatmulHeuristicResult_t> cands =
+      lt.heuristics(h, few ? 4 * candidates : candidates, p.tuned_align(), bias);
   if (cands.empty()) return out;
   if (few) {
     const size_t n = cands.size();

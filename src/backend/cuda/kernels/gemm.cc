@@ -213,8 +213,9 @@ void run_skinny(KernelContext& ctx, const GemmState& st, const Tensor* c) {
 void post_epilogue(KernelContext& ctx, const GemmState& st, const void* bias) {
   if (!st.post_bias && st.post_act == GemmAct::none) return;
   Tensor& out = ctx.output(0);
-  cuda_ok(ctx, gemm_epilogue(out.raw(), out.dtype(), out.numel(), st.plan.out_n(), 1.0, st.post_bias ? bias : nullptr,
-                             st.post_act, ctx.stream()),
+  cuda_ok(ctx,
+          gemm_epilogue(out.raw(), out.dtype(), out.numel(), st.plan.out_n(), 1.0, st.post_bias ? bias : nullptr,
+                        st.post_act, ctx.stream()),
           "bias/activation");
 }
 
@@ -257,9 +258,10 @@ void run_phases(KernelContext& ctx, GemmState& st, const void* a, const void* bi
     if (!lt) continue;
     any = lt;
     const Ptrs& p = ptrs[size_t(j)];
-    cublasStatus_t s = lt->run(ctx.device().cublaslt(), p.a, p.b, nullptr, p.d, st.unfused ? nullptr : p.bias,
-                               g.alpha, 0.0, ctx.device().gemm_workspace(), ctx.stream());
-    if (s != CUBLAS_STATUS_SUCCESS) ctx.error("cublasLtMatmul (", lt->problem().key(), "): ", cublasLtGetStatusString(s));
+    cublasStatus_t s = lt->run(ctx.device().cublaslt(), p.a, p.b, nullptr, p.d, st.unfused ? nullptr : p.bias, g.alpha,
+                               0.0, ctx.device().gemm_workspace(), ctx.stream());
+    if (s != CUBLAS_STATUS_SUCCESS)
+      ctx.error("cublasLtMatmul (", lt->problem().key(), "): ", cublasLtGetStatusString(s));
   }
   // The edges get what the GEMMs' epilogue applied; the rest follows in k_gemm.
   const bool fused_bias = any && any->problem().bias;
