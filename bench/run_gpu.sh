@@ -7,8 +7,8 @@
 #   bench/run_gpu.sh inspect         after bench: tessera inspect of each engine (CASES="..." picks the cases, TOP=N the profile's length)
 #   bench/run_gpu.sh ncu             after bench: Nsight Compute's speed of light per kernel of one run (NCU_CASES="...")
 #   bench/run_gpu.sh attention_variants  after bench: the attention engines with TESSERA_ATTENTION=flash (tessera's kernels, not cuDNN's)
-#   bench/run_gpu.sh lmhead_variants after bench: gpt2 B8 T1024 built and benched with TESSERA_GEMM_ROW_PHASES=0 (its
-#                                    LM head N-padded and copied out instead of split into row phases), then with the
+#   bench/run_gpu.sh lmhead_variants after bench: gpt2 B8 T1024 built and benched with TESSERA_GEMM_ROW_PHASES=1 (its
+#                                    LM head split into row phases instead of N-padded and copied out), then with the
 #                                    default again, and the GPU parity's unaligned-N GEMM cases with it
 #   bench/run_gpu.sh pdl_variants    after bench: each engine benched twice more, with programmatic dependent launch
 #                                    (the default on sm_90) and with TESSERA_PDL=0 (ordinary launches), back to back
@@ -121,13 +121,13 @@ for stage in "$@"; do
     lmhead_variants)
       c=gpt2_B8T1024
       [ -f $PM/$c.onnx ] || { echo "$c: not exported (run the bench stage first)"; continue; }
-      { echo "### $c, TESSERA_GEMM_ROW_PHASES=0 (the LM head N-padded, then copied out)"
-        TESSERA_GEMM_ROW_PHASES=0 "$G/tessera" build $PM/$c.onnx -o $PM/$c.padded.tsr --target cuda -v 2>&1 | grep -E "tuned node_linear |error"
-        TESSERA_GEMM_ROW_PHASES=0 "$G/tessera" bench $PM/$c.padded.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
-        echo "### $c, row phases (the default)"
+      { echo "### $c, TESSERA_GEMM_ROW_PHASES=1 (the LM head split into row phases, no padded copy-out)"
+        TESSERA_GEMM_ROW_PHASES=1 "$G/tessera" build $PM/$c.onnx -o $PM/$c.phases.tsr --target cuda -v 2>&1 | grep -E "tuned node_linear |error"
+        TESSERA_GEMM_ROW_PHASES=1 "$G/tessera" bench $PM/$c.phases.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
+        echo "### $c, the default (N padded, then copied out)"
         "$G/tessera" bench $PM/$c.tsr --warmup 10 --iterations 50 --top 4 2>&1 | head -8
-        echo "### GPU parity, unaligned-N GEMM cases, TESSERA_GEMM_ROW_PHASES=0"
-        TESSERA_GEMM_ROW_PHASES=0 timeout 300 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
+        echo "### GPU parity, unaligned-N GEMM cases, TESSERA_GEMM_ROW_PHASES=1"
+        TESSERA_GEMM_ROW_PHASES=1 timeout 300 python3 -m pytest -q -p no:cacheprovider -rf tests/python/test_cuda_parity.py \
           -k "pad-n or phases or linear_unaligned" 2>&1 | tail -5
       } | tee "$OUT/lmhead_variants.txt" ;;
     peers)

@@ -30,7 +30,10 @@ struct Linear {
     at.set("transB", int64_t(trans_b));
     node = g.add_node("Gemm", "linear", {va, vb}, {y}, at);
   }
-  GemmPlan plan() const { return plan_gemm(*node, node->inputs[0]->dtype, a, b, nullptr); }
+  // With row phases allowed (TESSERA_GEMM_ROW_PHASES=1) unless told otherwise.
+  GemmPlan plan(bool row_phases = true) const {
+    return plan_gemm(*node, node->inputs[0]->dtype, a, b, nullptr, row_phases);
+  }
 };
 
 // Every element of the [m, n] output is written once: by its row's phase GEMM inside
@@ -74,6 +77,16 @@ TEST(GemmPlan, Gpt2LmHeadOverAPromptSplitsIntoEightRowPhases) {
   EXPECT_NE(key.find("m=1024 n=50256 k=768"), std::string::npos) << key;
   EXPECT_NE(key.find("lda=6144 ldd=402056"), std::string::npos) << key;
   EXPECT_EQ(g.lt.key().find("lda="), std::string::npos) << "the whole problem keeps dense rows";
+}
+
+TEST(GemmPlan, WithoutRowPhasesAConstantWeightIsPadded) {
+  // The default until the split has run on a GPU (split_row_phases).
+  Linear l(DType::f16, 4096, 1001, 64, true);
+  EXPECT_EQ(l.plan(true).phases, 8);
+  GemmPlan g = l.plan(false);
+  EXPECT_EQ(g.phases, 0);
+  EXPECT_EQ(g.real_n, 1001);
+  EXPECT_EQ(g.lt.n, 1024);
 }
 
 TEST(GemmPlan, PhasesFollowNsResidue) {

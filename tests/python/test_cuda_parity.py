@@ -92,9 +92,10 @@ ROPE_ATTN_PARAMS = [pytest.param(*sh, id="rope_attention/B{}_Hq{}_Hkv{}_T{}_D{}_
 ROPE_BLOCK_SHAPES = [(2, 33, 4, 2, 128), (1, 7, 3, 1, 64)]
 ROPE_BLOCK_PARAMS = [pytest.param(*sh, id="rope_block/B{}_T{}_Hq{}_Hkv{}_D{}".format(*sh)) for sh in ROPE_BLOCK_SHAPES]
 # A linear layer with an unaligned N (GPT-2's LM head, 50257): Gemm(x, W [N, K], b, transB = 1),
-# then an activation (fuse_gemm_epilogue makes a FusedMatMul) or none. Enough rows make the
-# CUDA kernel split them into row phases (gemm_lt.h, GemmPlan::phases: N mod 8 = 1 in f16 gives
-# 8 phases, N mod 8 = 6 gives 4), fewer keep the padded N. (M, N, K, dtype, activation)
+# then an activation (fuse_gemm_epilogue makes a FusedMatMul) or none. The padded N by default;
+# with TESSERA_GEMM_ROW_PHASES=1 (bench/run_gpu.sh lmhead_variants), enough rows make the CUDA
+# kernel split them into row phases instead (gemm_lt.h, GemmPlan::phases: N mod 8 = 1 in f16
+# gives 8 phases, N mod 8 = 6 gives 4; the last case keeps the padded N). (M, N, K, dtype, activation)
 LINEAR_SHAPES = [(301, 1001, 64, "float32", "Relu"), (300, 1006, 64, "float16", "Gelu_tanh"),
                  (300, 1001, 64, "float16", "Gelu"), (129, 1001, 32, "float16", None), (300, 1003, 40, "float16", "Relu"),
                  (20, 1001, 64, "float16", None)]

@@ -134,7 +134,7 @@ bool is_constant_input(const Node& node, size_t i) {
 bool plan_row_phases(GemmPlan& g) {
   const GemmProblem& p = g.lt;
   const int64_t per16 = 16 / int64_t(dtype_size(p.dtype));
-  if (!split_row_phases() || !p.tb || p.k % per16 != 0 || p.n < 4 * per16) return false;
+  if (!p.tb || p.k % per16 != 0 || p.n < 4 * per16) return false;
   const int64_t phases = per16 / std::gcd(p.n % per16, per16);
   if ((phases - 1) * p.k >= 2 * p.m) return false;
   g.phases = int(phases);
@@ -143,7 +143,7 @@ bool plan_row_phases(GemmPlan& g) {
 
 // The float paths around cuBLASLt: the skinny kernel, or an unaligned N split
 // into row phases or padded.
-void plan_layout(GemmPlan& g, const Node& node) {
+void plan_layout(GemmPlan& g, const Node& node, bool row_phases) {
   GemmProblem& p = g.lt;
   bool one_matrix = p.batch == 1 && !g.expand_a && !g.expand_b && !p.ta;
   bool c_ok = (g.c_mode == GemmPlan::CMode::none || g.c_mode == GemmPlan::CMode::bias) && !p.use_c;
@@ -155,7 +155,7 @@ void plan_layout(GemmPlan& g, const Node& node) {
   int64_t per16 = 16 / int64_t(dtype_size(p.dtype));
   bool has_bias = node.op != "MatMul" && node.inputs.size() > 2 && node.inputs[2];
   if (p.dtype == DType::f64 || p.n % per16 == 0) return;
-  if (plan_row_phases(g)) return;
+  if (row_phases && plan_row_phases(g)) return;
   if (!is_constant_input(node, 1)) return;
   if (has_bias && !is_constant_input(node, 2)) return;
   if (!pad_unaligned_n()) return;
@@ -176,7 +176,7 @@ bool pad_unaligned_n() {
 bool split_row_phases() {
   static const bool v = [] {
     const char* e = std::getenv("TESSERA_GEMM_ROW_PHASES");
-    return !(e && std::strcmp(e, "0") == 0);
+    return e && std::strcmp(e, "1") == 0;
   }();
   return v;
 }
@@ -217,7 +217,8 @@ std::string GemmProblem::key() const {
   return s;
 }
 
-GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b, const Shape* c_shape) {
+GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b, const Shape* c_shape,
+                   bool row_phases) {
   GemmPlan g;
   g.lt.dtype = dtype;
   g.integer = !is_float(dtype);
@@ -241,7 +242,7 @@ GemmPlan plan_gemm(const Node& node, DType dtype, const Shape& a, const Shape& b
       }
     }
   }
-  if (!g.integer) plan_layout(g, node);
+  if (!g.integer) plan_layout(g, node, row_phases);
   return g;
 }
 

@@ -38,7 +38,8 @@ CASES = [
     # (m <= 16, k % 8 == 0; f16/bf16 under autocast) in both weight layouts,
     # folded batch, split k, alpha; the padded-N cuBLASLt path (N rows not
     # 16-byte aligned, constant B, m too large for the skinny kernel); and, for
-    # more rows, the row-phase split of an unaligned N (B [N, K], any B).
+    # more rows, the row-phase split of an unaligned N (B [N, K], any B) when
+    # TESSERA_GEMM_ROW_PHASES=1 turns it on.
     Case("MatMul", {"A": f(8, 256), "B": f(256, 96)}, constants=["B"], id="skinny-kn"),
     Case("MatMul", {"A": f(2, 3, 264), "B": f(264, 40)}, constants=["B"], id="skinny-batch"),
     Case("Gemm", {"A": f(5, 512), "B": f(200, 512), "C": f(200)}, attrs={"transB": 1}, constants=["B", "C"],
