@@ -73,8 +73,8 @@ struct GemmPlan {
   // columns (row_phase); the fewer than 2·16 bytes of columns at the two
   // ends of each row are gemm_edge_columns'. No padded copy of anything, but
   // B is read once per phase: chosen, where split_row_phases() allows it,
-  // when that costs less than the padded result's write and read (plan_gemm). lt keeps the whole [m, n] problem;
-  // 0 when not split.
+  // when that costs less than the padded result's write and read
+  // (plan_gemm). lt keeps the whole [m, n] problem; 0 when not split.
   int phases = 0;
 };
 
@@ -140,8 +140,9 @@ class LtGemm {
   bool check(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, size_t* workspace) const;
 
   // Choose the algorithm: `stored` (a build-time blob) when it checks and the
-  // operands are aligned as it was timed (GemmProblem::tuned_align), otherwise the heuristic's first for `align`.
-  // False when cuBLASLt has none for this problem.
+  // operands are aligned as it was timed (GemmProblem::tuned_align),
+  // otherwise the heuristic's first for `align`. False when cuBLASLt has none
+  // for this problem.
   bool choose(cublasLtHandle_t lt, const std::vector<int64_t>* stored, uint32_t align, const void* bias_ptr);
   uint32_t chosen_align() const { return align_; }
 

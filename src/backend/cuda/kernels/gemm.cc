@@ -5,9 +5,9 @@
 //
 // The first, uncaptured run of a shape plans the call (gemm_lt.h: how the
 // batch folds, how Gemm's C joins, whether the skinny kernel, a row-phase
-// split or a padded N applies) and builds the cuBLASLt descriptors and algorithm — the node's
-// build-time choice (`cublaslt_algo`) when it has one, else the heuristic's
-// first — and, for a padded N, the padded copies of the constant weight and
+// split or a padded N applies) and builds the cuBLASLt descriptors and
+// algorithm — the node's build-time choice (`cublaslt_algo`) when it has one,
+// else the heuristic's first — and, for a padded N, the padded copies of the constant weight and
 // bias (the only allocations, freed with the state); later runs only enqueue.
 #include <algorithm>
 #include <memory>
