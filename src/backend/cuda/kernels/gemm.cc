@@ -235,17 +235,23 @@ void run_phases(KernelContext& ctx, GemmState& st, const void* a, const void* bi
     void* d;
   };
   std::vector<Ptrs> ptrs;
+  PhaseSpans spans;  // what the GEMMs write; the edge kernel does the rest
+  if (g.phases > PhaseSpans::kMax) ctx.error("internal: ", g.phases, " row phases");
+  spans.phases = g.phases;
   uint32_t align = 256;
   for (int j = 0; j < g.phases; ++j) {
     RowPhase r = row_phase(g, j);
+    spans.col0[j] = r.col0;
+    spans.cols[j] = r.cols;
     Ptrs p{static_cast<const char*>(a) + size_t(j * k) * es,
            static_cast<const char*>(ctx.input(1).raw()) + size_t(r.col0 * k) * es, nullptr,
            static_cast<char*>(out.raw()) + size_t(j * n + r.col0) * es};
     if (bias && r.rows) {
-      p.bias = biases + size_t(j) * bias_row;
+      char* row = biases + size_t(j) * bias_row;
+      p.bias = row;
       cuda_ok(ctx,
-              cudaMemcpyAsync(biases + size_t(j) * bias_row, static_cast<const char*>(bias) + size_t(r.col0) * es,
-                              size_t(r.cols) * es, cudaMemcpyDeviceToDevice, ctx.stream()),
+              cudaMemcpyAsync(row, static_cast<const char*>(bias) + size_t(r.col0) * es, size_t(r.cols) * es,
+                              cudaMemcpyDeviceToDevice, ctx.stream()),
               "copying a row phase's bias");
     }
     if (r.rows) align = std::min(align, pointer_alignment({p.a, p.b, p.d}));
@@ -268,7 +274,7 @@ void run_phases(KernelContext& ctx, GemmState& st, const void* a, const void* bi
   const GemmAct act = any ? any->problem().act : GemmAct::none;
   cuda_ok(ctx,
           gemm_edge_columns(out.dtype(), a, ctx.input(1).raw(), fused_bias ? bias : nullptr, out.raw(), g.lt.m, n, k,
-                            g.phases, float(g.alpha), act, ctx.stream()),
+                            spans, float(g.alpha), act, ctx.stream()),
           "the row phases' edge columns");
 }
 

@@ -84,14 +84,13 @@ __global__ void unpad_rows_kernel(const T* __restrict__ padded, uint32_t ld, T* 
 // products of A's row with B's rows, lanes striding over k.
 template <typename T>
 __global__ void edge_columns_kernel(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ bias,
-                                    T* __restrict__ out, int64_t m, int64_t n, int64_t k, int phases, float alpha,
+                                    T* __restrict__ out, int64_t m, int64_t n, int64_t k, PhaseSpans spans, float alpha,
                                     GemmAct act) {
   pdl_enter();
-  constexpr int64_t V = 16 / int64_t(sizeof(T));
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, warps = int(blockDim.x) / 32;
   for (int64_t r = blockIdx.x; r < m; r += gridDim.x) {
-    const int64_t j = r % phases;
-    const int64_t col0 = (V - (j * n) % V) % V, end = col0 + (n - col0) / V * V;
+    const int64_t j = r % spans.phases;
+    const int64_t col0 = spans.col0[j], end = col0 + spans.cols[j];
     const int64_t edges = col0 + (n - end);
     const T* ar = a + r * k;
     for (int64_t e = warp; e < edges; e += warps) {
@@ -183,13 +182,13 @@ cudaError_t gemm_unpad_rows(const void* padded, int64_t ld, void* out, int64_t r
 }
 
 cudaError_t gemm_edge_columns(DType dtype, const void* a, const void* b, const void* bias, void* out, int64_t m,
-                              int64_t n, int64_t k, int phases, float alpha, GemmAct act, cudaStream_t s) {
+                              int64_t n, int64_t k, const PhaseSpans& spans, float alpha, GemmAct act, cudaStream_t s) {
   if (m == 0 || n == 0) return cudaSuccess;
   const unsigned grid = unsigned(std::min<int64_t>(m, 65535));
   visit_device_dtype(dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
       launch_kernel(edge_columns_kernel<T>, grid, 128, 0, s, static_cast<const T*>(a), static_cast<const T*>(b),
-                    static_cast<const T*>(bias), static_cast<T*>(out), m, n, k, phases, alpha, act);
+                    static_cast<const T*>(bias), static_cast<T*>(out), m, n, k, spans, alpha, act);
     } else {
       fail(ErrorKind::Internal, "gemm_edge_columns on ", dtype_name(dtype));
     }

@@ -22,14 +22,21 @@ cudaError_t gemm_broadcast_copy(const void* in, const Shape& in_shape, void* out
 cudaError_t gemm_unpad_rows(const void* padded, int64_t ld, void* out, int64_t rows, int64_t n, size_t elem_bytes,
                             cudaStream_t s);
 
-// The columns a row-phase split (gemm_lt.h, GemmPlan::phases) leaves out of
-// its GEMMs: for each row r of out [m, n], phase j = r % phases, the columns
-// before row_phase(j).col0 and from col0 + cols on, i.e. those outside the
-// 16-byte aligned span of the row. out[r, c] = act(alpha · A[r, :]·B[c, :] + bias[c]),
+// Each row phase's aligned column span (gemm_lt.h, row_phase): the columns
+// [col0[j], col0[j] + cols[j]) that phase j's GEMM writes in its rows r,
+// r % phases == j.
+struct PhaseSpans {
+  static constexpr int kMax = 8;  // 16-byte rows of 2- or 4-byte elements
+  int phases = 0;
+  int64_t col0[kMax] = {}, cols[kMax] = {};
+};
+
+// The columns a row-phase split leaves out of its GEMMs: for each row r of
+// out [m, n], those outside its phase's span. out[r, c] = act(alpha · A[r, :]·B[c, :] + bias[c]),
 // A [m, k] and B [n, k] row-major, float accumulation; bias may be null.
 // `act` is none, relu or gelu_tanh (what cuBLASLt's epilogue would apply).
 cudaError_t gemm_edge_columns(DType dtype, const void* a, const void* b, const void* bias, void* out, int64_t m,
-                              int64_t n, int64_t k, int phases, float alpha, GemmAct act, cudaStream_t s);
+                              int64_t n, int64_t k, const PhaseSpans& spans, float alpha, GemmAct act, cudaStream_t s);
 
 // In place on `total` elements of a float dtype laid out [..., n]:
 // out[i] = act(scale * out[i] + bias[i % n]) (bias may be null), computed in
