@@ -2,9 +2,7 @@
 
 #include <array>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
-
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/pdl.cuh"
 
 namespace tessera::cuda {
@@ -35,10 +33,7 @@ IndexMap block_map(const Shape& in, int64_t width, const Shape& out) {
 }
 
 bool pdl_allowed() {
-  static const bool env_on = [] {
-    const char* e = std::getenv("TESSERA_PDL");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool env_on = !env_is("TESSERA_PDL", "0");
   if (!env_on) return false;
   // Per device: 0 unknown, 1 no, 2 yes (launches may come from several threads).
   static std::array<std::atomic<int>, 64> known{};

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "backend/cuda/device_context.h"
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/kernels/gemm_skinny.h"
 #include "core/error.h"
 
@@ -166,18 +167,12 @@ void plan_layout(GemmPlan& g, const Node& node, bool row_phases) {
 }  // namespace
 
 bool pad_unaligned_n() {
-  static const bool v = [] {
-    const char* e = std::getenv("TESSERA_GEMM_PAD_N");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool v = !env_is("TESSERA_GEMM_PAD_N", "0");
   return v;
 }
 
 bool split_row_phases() {
-  static const bool v = [] {
-    const char* e = std::getenv("TESSERA_GEMM_ROW_PHASES");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool v = env_is("TESSERA_GEMM_ROW_PHASES", "1");
   return v;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cudnn_frontend.h>
 
+#include "backend/cuda/env_switch.h"
 #include "core/error.h"
 
 #include <cstdlib>
@@ -106,10 +107,7 @@ bool cudnn_attention_from(const char* env) {
 }
 
 bool cudnn_autotune() {
-  static const bool on = [] {
-    const char* e = std::getenv("TESSERA_CUDNN_AUTOTUNE");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool on = env_is("TESSERA_CUDNN_AUTOTUNE", "1");
   return on;
 }
 
